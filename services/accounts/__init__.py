@@ -1,0 +1,1 @@
+"""Users, teams, roles, passwords, login sessions and API tokens."""

@@ -1,0 +1,1 @@
+"""Stored signals and the alerts clinicians act on."""

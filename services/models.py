@@ -1,0 +1,36 @@
+"""Imports every table so that metadata is complete (Alembic, tests, create_all)."""
+
+from services.accounts.models import ApiToken, LoginSession, Role, Team, User
+from services.alerts.models import Alert, AlertAction, SignalRecord
+from services.audit.models import AuditEvent
+from services.clients.models import Appointment, Client, Episode
+from services.db import Base
+from services.notifications.models import Notification
+from services.ops.models import Heartbeat, JobRun
+from services.reporting.models import Report
+from services.reviews.models import Review
+from services.surveys.models import Administration, Invitation, Protocol
+
+__all__ = [
+    "Administration",
+    "Alert",
+    "AlertAction",
+    "ApiToken",
+    "Appointment",
+    "AuditEvent",
+    "Base",
+    "Client",
+    "Episode",
+    "Heartbeat",
+    "Invitation",
+    "JobRun",
+    "LoginSession",
+    "Notification",
+    "Protocol",
+    "Report",
+    "Review",
+    "Role",
+    "SignalRecord",
+    "Team",
+    "User",
+]

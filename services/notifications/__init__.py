@@ -1,0 +1,1 @@
+"""The outbox: notifications written in a transaction and sent after it commits."""

@@ -1,0 +1,1 @@
+"""Operational state: periodic job runs and process heartbeats."""

@@ -1,0 +1,1 @@
+"""Aggregate queries for reports and the stored monthly reports."""

@@ -1,0 +1,1 @@
+"""Case reviews opened when ruptures go unrepaired."""

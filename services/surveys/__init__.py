@@ -1,0 +1,1 @@
+"""Protocols, invitations with their tokens, and submitted administrations."""
