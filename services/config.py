@@ -187,10 +187,8 @@ def load_settings() -> Settings:
         sms_webhook_url=_env("RAPPORT_SMS_WEBHOOK_URL"),
         sms_webhook_secret=_env("RAPPORT_SMS_WEBHOOK_SECRET"),
         session_idle_minutes=_int("RAPPORT_SESSION_IDLE_MINUTES", defaults.session_idle_minutes),
-        login_rate_limit=_env("RAPPORT_LOGIN_RATE_LIMIT", defaults.login_rate_limit)
-        or defaults.login_rate_limit,
-        token_rate_limit=_env("RAPPORT_TOKEN_RATE_LIMIT", defaults.token_rate_limit)
-        or defaults.token_rate_limit,
+        login_rate_limit=_env("RAPPORT_LOGIN_RATE_LIMIT", defaults.login_rate_limit) or defaults.login_rate_limit,
+        token_rate_limit=_env("RAPPORT_TOKEN_RATE_LIMIT", defaults.token_rate_limit) or defaults.token_rate_limit,
         ratelimit_storage_url=_env("RAPPORT_RATELIMIT_STORAGE_URL")
         or (broker_url if broker_url.startswith("redis") else "memory://"),
         risk_window_minutes=_int("RAPPORT_RISK_WINDOW_MINUTES", defaults.risk_window_minutes),
@@ -203,9 +201,7 @@ def load_settings() -> Settings:
     if settings.sms_backend not in {"outbox", "webhook"}:
         raise ConfigError(f"RAPPORT_SMS_BACKEND must be outbox or webhook, got {settings.sms_backend!r}")
     if settings.sms_backend == "webhook" and not (settings.sms_webhook_url and settings.sms_webhook_secret):
-        raise ConfigError(
-            "RAPPORT_SMS_WEBHOOK_URL and RAPPORT_SMS_WEBHOOK_SECRET are required for the webhook backend"
-        )
+        raise ConfigError("RAPPORT_SMS_WEBHOOK_URL and RAPPORT_SMS_WEBHOOK_SECRET are required for the webhook backend")
     return settings
 
 

@@ -130,9 +130,7 @@ def authenticate(
     return LoginResult(user=user, session_token=token)
 
 
-def resume_login_session(
-    session: Session, token: str, *, idle: timedelta, now: datetime | None = None
-) -> User | None:
+def resume_login_session(session: Session, token: str, *, idle: timedelta, now: datetime | None = None) -> User | None:
     """The user behind a live login session token, refreshing its idle timer; ends idle sessions."""
     now = now or utcnow()
     row = session.scalar(select(LoginSession).where(LoginSession.token_hash == token_digest(token)))

@@ -23,9 +23,7 @@ def supervisor_for(session: Session, clinician: User) -> User | None:
         )
         if same_team is not None:
             return same_team
-    return session.scalar(
-        select(User).where(User.role == Role.SUPERVISOR, User.active.is_(True)).order_by(User.id)
-    )
+    return session.scalar(select(User).where(User.role == Role.SUPERVISOR, User.active.is_(True)).order_by(User.id))
 
 
 def on_call_users(session: Session) -> list[User]:

@@ -1,0 +1,46 @@
+# Rapport: `make run` starts the whole service with a demo practice; `make test` runs every test tier.
+SHELL := /bin/bash
+PY := .venv/bin/python
+PYTEST := .venv/bin/pytest
+XDIST ?= 2
+
+.PHONY: install run test test-quick test-integration test-e2e lint typecheck \
+        bench-signals bench-submit bench-alerts bench-reconcile bench-report clean
+
+install:
+	@infra/bootstrap.sh run
+
+run:
+	@infra/bootstrap.sh run
+	@.venv/bin/rapport run
+
+test:
+	@infra/bootstrap.sh test
+	@infra/run-tests.sh all
+
+test-quick:
+	@infra/bootstrap.sh test
+	@infra/run-tests.sh quick
+
+test-integration:
+	@infra/bootstrap.sh test
+	@infra/run-tests.sh integration
+
+test-e2e:
+	@infra/bootstrap.sh test
+	@infra/run-tests.sh e2e
+
+lint:
+	@.venv/bin/ruff check .
+	@.venv/bin/ruff format --check .
+	@.venv/bin/mypy
+
+typecheck:
+	@.venv/bin/mypy
+
+bench-signals:
+	@infra/bootstrap.sh test
+	@$(PY) tests/benchmarks/bench_signals.py
+
+clean:
+	rm -rf var/ .pytest_cache .mypy_cache .ruff_cache .hypothesis

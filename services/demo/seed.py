@@ -1,0 +1,329 @@
+"""The demo practice: synthetic staff, clients, episodes, appointments, invitations and answers."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from services.accounts.models import Role, Team, User
+from services.accounts.passwords import hash_password
+from services.clients.models import Appointment, Client, Episode
+from services.db import Database
+from services.demo.names import client_code, synthetic_name
+from services.demo.trajectories import ClientCourse, client_course, outcome_items
+from services.surveys.models import Administration, Invitation, Protocol
+
+DEMO_PASSWORD = "rapport-demo"  # noqa: S105 - the published password of the local demo accounts
+DEMO_DOMAIN = "demo.rapport.test"
+DEMO_LOGINS = {
+    "front_desk": f"frontdesk@{DEMO_DOMAIN}",
+    "clinician": f"clinician1@{DEMO_DOMAIN}",
+    "supervisor": f"supervisor1@{DEMO_DOMAIN}",
+    "manager": f"manager@{DEMO_DOMAIN}",
+    "admin": f"admin@{DEMO_DOMAIN}",
+}
+PHQ9, GAD7, PARTNERSHIP, GOALS = "phq9", "gad7", "partnership", "goals"
+CLIENTS_PER_CLINICIAN = 12
+CLINICIANS_PER_TEAM = 8
+COMPLETION_RATE = 0.78
+BATCH_CLIENTS = 500
+
+
+class DemoError(RuntimeError):
+    """The demo cannot be seeded here (for example, the database already holds clients)."""
+
+
+@dataclass(frozen=True)
+class SeedSummary:
+    """What the seed created."""
+
+    teams: int
+    staff: int
+    clients: int
+    episodes: int
+    appointments: int
+    invitations: int
+    administrations: int
+
+    def __str__(self) -> str:
+        return (
+            f"demo practice: {self.teams} teams, {self.staff} staff, {self.clients} clients, "
+            f"{self.appointments} appointments, {self.invitations} invitations, "
+            f"{self.administrations} administrations"
+        )
+
+
+def _ensure_protocol(session: Session) -> None:
+    if session.scalar(select(func.count()).select_from(Protocol)):
+        return
+    session.add(
+        Protocol(
+            code="standard",
+            name="Standard: PHQ-9 and GAD-7 before, Partnership Check after",
+            pre_session=[PHQ9, GAD7, GOALS],
+            post_session=[PARTNERSHIP],
+            is_default=True,
+        )
+    )
+    session.add(
+        Protocol(code="alliance_only", name="Partnership Check only", pre_session=[], post_session=[PARTNERSHIP])
+    )
+
+
+def _staff(session: Session, rng: random.Random, clinicians: int) -> tuple[list[User], int]:
+    password_hash = hash_password(DEMO_PASSWORD)  # one hash for every demo account keeps seeding quick
+    n_teams = max(1, math.ceil(clinicians / CLINICIANS_PER_TEAM))
+    teams = [Team(name=f"Team {i + 1}", supervision_weekday=3, supervision_time="13:00") for i in range(n_teams)]
+    session.add_all(teams)
+    session.flush()
+    users: list[User] = []
+
+    def add(role: Role, email: str, team: Team | None, **extra: Any) -> User:
+        first, last = synthetic_name(rng)
+        user = User(
+            email=email,
+            name=f"{first} {last}",
+            role=role.value,
+            team_id=team.id if team else None,
+            password_hash=password_hash,
+            **extra,
+        )
+        session.add(user)
+        users.append(user)
+        return user
+
+    add(Role.ADMIN, DEMO_LOGINS["admin"], None)
+    add(Role.MANAGER, DEMO_LOGINS["manager"], None)
+    add(Role.FRONT_DESK, DEMO_LOGINS["front_desk"], None)
+    add(Role.FRONT_DESK, f"frontdesk2@{DEMO_DOMAIN}", None)
+    for i, team in enumerate(teams):
+        add(Role.SUPERVISOR, f"supervisor{i + 1}@{DEMO_DOMAIN}", team, on_call=(i == 0))
+    clinician_users = [
+        add(Role.CLINICIAN, f"clinician{i + 1}@{DEMO_DOMAIN}", teams[i // CLINICIANS_PER_TEAM])
+        for i in range(clinicians)
+    ]
+    session.flush()
+    return clinician_users, len(teams)
+
+
+def _session_times(start: date, count: int, tz: ZoneInfo, rng: random.Random) -> list[datetime]:
+    hour = rng.choice([9, 10, 11, 13, 14, 15, 16, 17])
+    first = datetime.combine(start, time(hour, 0), tzinfo=tz)
+    return [(first + timedelta(weeks=w)).astimezone(UTC) for w in range(count)]
+
+
+def _token_hash(rng: random.Random) -> str:
+    return hashlib.sha256(rng.getrandbits(256).to_bytes(32, "big")).hexdigest()
+
+
+def _answers(
+    code: str, course: ClientCourse, t: int, rng: random.Random
+) -> tuple[dict[str, Any], float, dict[str, Any]]:
+    if code == PHQ9:
+        items = outcome_items(rng, course.phq9[t], 9)
+        answers = {f"q{i + 1}": v for i, v in enumerate(items)}
+    elif code == GAD7:
+        items = outcome_items(rng, course.gad7[t], 7)
+        answers = {f"q{i + 1}": v for i, v in enumerate(items)}
+    elif code == GOALS:
+        items = [g[t] for g in course.goals]
+        answers = {f"goal{i + 1}": v for i, v in enumerate(items)}
+    else:
+        items = course.alliance_items[t]
+        answers = {f"q{i + 1}": v for i, v in enumerate(items)}
+        answers["tension"] = course.tension[t]
+    total = float(sum(items))
+    return answers, total, {"total": total}
+
+
+def seed_demo(
+    database: Database,
+    *,
+    clients: int = 60,
+    months: int = 6,
+    clinicians: int | None = None,
+    seed: int = 7,
+    today: date | None = None,
+    timezone: str = "Europe/London",
+) -> SeedSummary:
+    """Create a reproducible synthetic practice; refuses a database that already has clients."""
+    rng = random.Random(seed)
+    tz = ZoneInfo(timezone)
+    now = datetime.now(UTC) if today is None else datetime.combine(today, time(12), tzinfo=UTC)
+    today = now.astimezone(tz).date()
+    n_clinicians = clinicians or max(2, math.ceil(clients / CLIENTS_PER_CLINICIAN))
+    window_start = today - timedelta(days=30 * months)
+    with database.unit_of_work() as session:
+        if session.scalar(select(func.count()).select_from(Client)):
+            raise DemoError("this database already has clients; the demo seeds only an empty practice")
+        if session.scalar(select(func.count()).select_from(User).where(User.email.like(f"%@{DEMO_DOMAIN}"))):
+            raise DemoError("demo accounts already exist in this database")
+        _ensure_protocol(session)
+        clinician_users, n_teams = _staff(session, rng, n_clinicians)
+        staff_count = session.scalar(select(func.count()).select_from(User)) or 0
+    clinician_ids = [u.id for u in clinician_users]
+    totals = {"episodes": 0, "appointments": 0, "invitations": 0, "administrations": 0}
+    taken_codes: set[str] = set()
+    for batch_start in range(0, clients, BATCH_CLIENTS):
+        batch = range(batch_start, min(clients, batch_start + BATCH_CLIENTS))
+        with database.unit_of_work() as session:
+            counts = _seed_batch(
+                session, rng, batch, clinician_ids, taken_codes, window_start=window_start, today=today, tz=tz, now=now
+            )
+        for key, value in counts.items():
+            totals[key] += value
+    return SeedSummary(teams=n_teams, staff=staff_count, clients=clients, **totals)
+
+
+def _insert_returning_ids(session: Session, model: Any, rows: Sequence[dict[str, Any]]) -> list[int]:
+    if not rows:
+        return []
+    stmt = insert(model).returning(model.id, sort_by_parameter_order=True)
+    return list(session.scalars(stmt, list(rows)))
+
+
+def _seed_batch(
+    session: Session,
+    rng: random.Random,
+    batch: range,
+    clinician_ids: list[int],
+    taken_codes: set[str],
+    *,
+    window_start: date,
+    today: date,
+    tz: ZoneInfo,
+    now: datetime,
+) -> dict[str, int]:
+    client_rows, courses, starts = [], [], []
+    span = max(7, (today - window_start).days - 7)
+    for _ in batch:
+        first, last = synthetic_name(rng)
+        consent_sms = rng.random() < 0.45
+        client_rows.append(
+            {
+                "code": client_code(rng, taken_codes),
+                "first_name": first,
+                "last_name": last,
+                "email": f"{first.lower()}.{last.lower()}{rng.randint(1, 999)}@example.test",
+                "phone": f"+44 7700 9{rng.randint(0, 99999):05d}" if consent_sms else None,
+                "language": "es" if rng.random() < 0.15 else "en",
+                "consent_email": True,
+                "consent_sms": consent_sms,
+            }
+        )
+        start = window_start + timedelta(days=rng.randint(0, span))
+        weeks_elapsed = max(0, (today - start).days // 7)
+        courses.append(client_course(rng, max_sessions=max(1, weeks_elapsed)))
+        starts.append(start)
+    client_ids = _insert_returning_ids(session, Client, client_rows)
+
+    episode_rows = []
+    for i, cid in enumerate(client_ids):
+        course, start = courses[i], starts[i]
+        last_session = start + timedelta(weeks=course.sessions - 1)
+        weeks_left = (today - last_session).days // 7
+        finished = course.course == "drop_out" or weeks_left >= 1
+        episode_rows.append(
+            {
+                "client_id": cid,
+                "clinician_id": clinician_ids[(batch.start + i) % len(clinician_ids)],
+                "protocol_code": "standard",
+                "started_on": start,
+                "ended_on": (last_session + timedelta(days=7)) if finished and last_session < today else None,
+                "end_reason": ("dropped_out" if course.course == "drop_out" else "completed") if finished else None,
+                "goals": ["Feel less on edge at work", "Sleep better"],
+            }
+        )
+    episode_ids = _insert_returning_ids(session, Episode, episode_rows)
+
+    appt_rows: list[dict[str, Any]] = []
+    appt_meta: list[tuple[int, int, bool]] = []  # (client index, session index, in the past)
+    for i, eid in enumerate(episode_ids):
+        course = courses[i]
+        times = _session_times(starts[i], course.sessions, tz, rng)
+        if episode_rows[i]["ended_on"] is None:
+            times += [times[-1] + timedelta(weeks=k) for k in (1, 2)]  # upcoming sessions
+        for t, at in enumerate(times):
+            past = at + timedelta(minutes=50) < now
+            appt_rows.append(
+                {
+                    "episode_id": eid,
+                    "starts_at": at,
+                    "ends_at": at + timedelta(minutes=50),
+                    "status": "completed" if past else "scheduled",
+                    "source": "demo",
+                }
+            )
+            appt_meta.append((i, t, past))
+    appt_ids = _insert_returning_ids(session, Appointment, appt_rows)
+
+    inv_rows: list[dict[str, Any]] = []
+    inv_meta: list[tuple[int, int, str, bool]] = []
+    for appt_id, row, (i, t, past) in zip(appt_ids, appt_rows, appt_meta, strict=True):
+        if not past or t >= courses[i].sessions:
+            continue
+        channel = "sms" if client_rows[i]["consent_sms"] and rng.random() < 0.5 else "email"
+        for phase in ("pre", "post"):
+            completed = rng.random() < COMPLETION_RATE
+            sent_at = row["starts_at"] - timedelta(hours=2) if phase == "pre" else row["ends_at"]
+            done_at = sent_at + timedelta(minutes=rng.randint(3, 90))
+            opened = completed or rng.random() < 0.4
+            inv_rows.append(
+                {
+                    "episode_id": episode_ids[i],
+                    "appointment_id": appt_id,
+                    "phase": phase,
+                    "instruments": [PHQ9, GAD7, GOALS] if phase == "pre" else [PARTNERSHIP],
+                    "channel": channel,
+                    "token_hash": _token_hash(rng),
+                    "status": "completed" if completed else "expired",
+                    "due_at": sent_at,
+                    "expires_at": sent_at + timedelta(days=3),
+                    "sent_at": sent_at,
+                    "opened_at": done_at - timedelta(minutes=2) if opened else None,
+                    "started_at": done_at - timedelta(minutes=1) if completed else None,
+                    "completed_at": done_at if completed else None,
+                }
+            )
+            inv_meta.append((i, t, phase, completed))
+    inv_ids = _insert_returning_ids(session, Invitation, inv_rows)
+
+    adm_rows: list[dict[str, Any]] = []
+    for inv_id, inv, (i, t, _phase, completed) in zip(inv_ids, inv_rows, inv_meta, strict=True):
+        if not completed:
+            continue
+        for code in inv["instruments"]:
+            answers, total, scores = _answers(code, courses[i], t, rng)
+            adm_rows.append(
+                {
+                    "invitation_id": inv_id,
+                    "episode_id": inv["episode_id"],
+                    "appointment_id": inv["appointment_id"],
+                    "instrument_code": code,
+                    "instrument_version": "1",
+                    "answers": answers,
+                    "scores": scores,
+                    "total": total,
+                    "complete": True,
+                    "language": client_rows[i]["language"],
+                    "completed_at": inv["completed_at"],
+                    "evaluated_at": None,
+                }
+            )
+    if adm_rows:
+        session.execute(insert(Administration), adm_rows)
+    return {
+        "episodes": len(episode_ids),
+        "appointments": len(appt_ids),
+        "invitations": len(inv_ids),
+        "administrations": len(adm_rows),
+    }

@@ -1,0 +1,59 @@
+"""Sending one outbox row: claim it, render, hand it to its channel, record the outcome."""
+
+from __future__ import annotations
+
+import enum
+import logging
+
+from services.config import Settings
+from services.db import Database
+from services.notifications.channels import DeliveryError, OutgoingMessage, send_email, send_sms
+from services.notifications.models import Notification
+from services.notifications.operations import claim_notification, mark_attempt_failed, mark_sent
+from services.notifications.templates import render_message
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(enum.StrEnum):
+    """What happened to a delivery attempt."""
+
+    SENT = "sent"
+    SKIPPED = "skipped"  # already sent, being sent elsewhere, cancelled or gone
+    RETRY = "retry"
+    FAILED = "failed"
+
+
+def deliver_notification(database: Database, settings: Settings, notification_id: int) -> Outcome:
+    """Deliver a notification at most once per claim; safe to call any number of times."""
+    with database.unit_of_work() as session:
+        if not claim_notification(session, notification_id):
+            return Outcome.SKIPPED
+        row = session.get(Notification, notification_id)
+        assert row is not None
+        values = {"practice": settings.practice_name, **row.context}
+        language = str(row.context.get("language", "en"))
+        channel, to_address, template = row.channel, row.to_address, row.template
+    try:
+        subject, body = render_message(template, values, language=language)
+        message = OutgoingMessage(notification_id, to_address, subject, body)
+        reference = send_email(settings, message) if channel == "email" else send_sms(settings, message)
+    except DeliveryError as exc:
+        with database.unit_of_work() as session:
+            status = mark_attempt_failed(
+                session,
+                notification_id,
+                error=str(exc),
+                retry=exc.transient,
+                max_attempts=settings.max_attempts,
+            )
+        log.warning("notification %s not delivered (%s): %s", notification_id, status, exc)
+        return Outcome.RETRY if status == "pending" else Outcome.FAILED
+    except Exception as exc:
+        with database.unit_of_work() as session:
+            mark_attempt_failed(session, notification_id, error=repr(exc), retry=False, max_attempts=0)
+        log.exception("notification %s failed permanently", notification_id)
+        return Outcome.FAILED
+    with database.unit_of_work() as session:
+        mark_sent(session, notification_id, message_id=reference)
+    return Outcome.SENT

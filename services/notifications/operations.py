@@ -1,0 +1,116 @@
+"""Outbox verbs: queue a notification in the caller's transaction; claim, complete or fail it when sending."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from services.db import utcnow
+from services.notifications.models import Notification
+from services.notifications.templates import TEMPLATES, TemplateError
+
+CHANNELS = frozenset({"email", "sms"})
+# A claim older than this is taken to belong to a worker that died mid-send.
+STALE_CLAIM = timedelta(minutes=10)
+
+
+def queue_notification(
+    session: Session,
+    *,
+    channel: str,
+    template: str,
+    to_address: str,
+    recipient_user_id: int | None = None,
+    recipient_client_id: int | None = None,
+    context: dict[str, Any] | None = None,
+    dedupe_key: str | None = None,
+) -> Notification:
+    """Write a pending notification (the outbox row); a repeat with the same dedupe_key returns the first."""
+    if channel not in CHANNELS:
+        raise ValueError(f"Unknown channel {channel!r}")
+    if template not in TEMPLATES:
+        raise TemplateError(f"Unknown message template {template!r}")
+    if not to_address:
+        raise ValueError("A notification needs an address")
+    if dedupe_key is not None:
+        existing = session.scalar(select(Notification).where(Notification.dedupe_key == dedupe_key))
+        if existing is not None:
+            return existing
+    row = Notification(
+        channel=channel,
+        template=template,
+        to_address=to_address,
+        recipient_user_id=recipient_user_id,
+        recipient_client_id=recipient_client_id,
+        context=context or {},
+        dedupe_key=dedupe_key,
+        status="pending",
+    )
+    if dedupe_key is None:
+        session.add(row)
+        session.flush()
+        return row
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        # Another transaction wrote the same notification first: use theirs.
+        found = session.scalar(select(Notification).where(Notification.dedupe_key == dedupe_key))
+        if found is None:
+            raise
+        return found
+    return row
+
+
+def claim_notification(session: Session, notification_id: int, *, now: datetime | None = None) -> bool:
+    """Atomically move a pending (or stale sending) notification to sending; False if someone else has it."""
+    now = now or utcnow()
+    result = session.execute(
+        update(Notification)
+        .where(
+            Notification.id == notification_id,
+            or_(
+                Notification.status == "pending",
+                (Notification.status == "sending") & (Notification.claimed_at < now - STALE_CLAIM),
+            ),
+        )
+        .values(status="sending", claimed_at=now, attempts=Notification.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def mark_sent(session: Session, notification_id: int, *, message_id: str) -> None:
+    """Record a successful delivery."""
+    session.execute(
+        update(Notification)
+        .where(Notification.id == notification_id, Notification.status == "sending")
+        .values(status="sent", sent_at=utcnow(), message_id=message_id[:200], last_error=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def mark_attempt_failed(session: Session, notification_id: int, *, error: str, retry: bool, max_attempts: int) -> str:
+    """Put a failed notification back to pending for a retry, or mark it failed for good; returns the status."""
+    row = session.get(Notification, notification_id)
+    if row is None:
+        return "missing"
+    row.last_error = error[:500]
+    row.status = "pending" if retry and row.attempts < max_attempts else "failed"
+    session.flush()
+    return row.status
+
+
+def cancel_notification(session: Session, notification_id: int) -> bool:
+    """Cancel a notification that has not been sent yet."""
+    result = session.execute(
+        update(Notification)
+        .where(Notification.id == notification_id, Notification.status == "pending")
+        .values(status="cancelled")
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,124 @@
+"""Message templates. They carry links and the practice's name, never client data beyond a first name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from string import Formatter
+from typing import Any
+
+
+@dataclass(frozen=True)
+class MessageTemplate:
+    """Subject and body per language; {placeholders} come only from ALLOWED_FIELDS."""
+
+    subject: dict[str, str]
+    body: dict[str, str]
+    # Client-facing messages get an opt-out line and may greet by first name.
+    client_facing: bool = False
+
+
+# The only values a message may contain. Names, scores, instruments and diagnoses are not among them.
+ALLOWED_FIELDS = frozenset({"link", "practice", "first_name", "opt_out_link", "count", "role"})
+
+TEMPLATES: dict[str, MessageTemplate] = {
+    "test_message": MessageTemplate(
+        subject={"en": "Rapport test message", "es": "Mensaje de prueba de Rapport"},
+        body={
+            "en": "This is a test message from {practice}. If you can read it, email delivery works.\n",
+            "es": "Este es un mensaje de prueba de {practice}. Si puede leerlo, el correo funciona.\n",
+        },
+    ),
+    "alert": MessageTemplate(
+        subject={"en": "Something to look at in Rapport", "es": "Hay algo que revisar en Rapport"},
+        body={
+            "en": "There is something new for you to look at in Rapport.\n\nOpen it here: {link}\n",
+            "es": "Hay algo nuevo que revisar en Rapport.\n\nÁbralo aquí: {link}\n",
+        },
+    ),
+    "alert_digest": MessageTemplate(
+        subject={"en": "Your Rapport summary", "es": "Su resumen de Rapport"},
+        body={
+            "en": "You have {count} item(s) to look at in Rapport.\n\nOpen them here: {link}\n",
+            "es": "Tiene {count} elemento(s) que revisar en Rapport.\n\nÁbralos aquí: {link}\n",
+        },
+    ),
+    "escalation": MessageTemplate(
+        subject={"en": "Rapport: an item needs attention", "es": "Rapport: un elemento necesita atención"},
+        body={
+            "en": "An item in Rapport has not been acknowledged in time and was passed to you as {role}.\n\n"
+            "Open it here: {link}\n",
+            "es": "Un elemento de Rapport no se revisó a tiempo y se le ha pasado como {role}.\n\n"
+            "Ábralo aquí: {link}\n",
+        },
+    ),
+    "review_due": MessageTemplate(
+        subject={"en": "A case review is due in Rapport", "es": "Una revisión de caso vence en Rapport"},
+        body={
+            "en": "A case review assigned to you is due soon or overdue.\n\nOpen it here: {link}\n",
+            "es": "Una revisión de caso asignada a usted vence pronto o está atrasada.\n\nÁbrala aquí: {link}\n",
+        },
+    ),
+    "report_ready": MessageTemplate(
+        subject={
+            "en": "Your monthly Rapport report is ready",
+            "es": "Su informe mensual de Rapport está listo",
+        },
+        body={
+            "en": "A monthly report is ready to download.\n\nOpen it here: {link}\n",
+            "es": "Hay un informe mensual listo para descargar.\n\nÁbralo aquí: {link}\n",
+        },
+    ),
+    "invitation": MessageTemplate(
+        subject={"en": "A quick check-in from {practice}", "es": "Una breve consulta de {practice}"},
+        body={
+            "en": "Hello {first_name},\n\n{practice} would like to hear how things are going. It takes about a "
+            "minute:\n{link}\n",
+            "es": "Hola {first_name}:\n\n{practice} quiere saber cómo le va. Le llevará un minuto:\n{link}\n",
+        },
+        client_facing=True,
+    ),
+    "reminder": MessageTemplate(
+        subject={
+            "en": "Reminder: a quick check-in from {practice}",
+            "es": "Recordatorio: consulta de {practice}",
+        },
+        body={
+            "en": "Hello {first_name},\n\nA gentle reminder: your check-in is still open.\n{link}\n",
+            "es": "Hola {first_name}:\n\nUn recordatorio: su consulta sigue abierta.\n{link}\n",
+        },
+        client_facing=True,
+    ),
+}
+
+OPT_OUT_LINE = {
+    "en": "\nTo stop these messages: {opt_out_link}\n",
+    "es": "\nPara dejar de recibir estos mensajes: {opt_out_link}\n",
+}
+
+
+class TemplateError(ValueError):
+    """A template is unknown or asks for a value it may not carry."""
+
+
+def _fields(text: str) -> set[str]:
+    return {name for _, name, _, _ in Formatter().parse(text) if name}
+
+
+def render_message(name: str, values: dict[str, Any], *, language: str = "en") -> tuple[str, str]:
+    """Subject and plain-text body of a message, refusing any placeholder outside ALLOWED_FIELDS."""
+    template = TEMPLATES.get(name)
+    if template is None:
+        raise TemplateError(f"Unknown message template {name!r}")
+    lang = language if language in template.body else "en"
+    subject, body = template.subject[lang], template.body[lang]
+    if template.client_facing and values.get("opt_out_link"):
+        body += OPT_OUT_LINE[lang]
+    wanted = _fields(subject) | _fields(body)
+    forbidden = wanted - ALLOWED_FIELDS
+    if forbidden:
+        raise TemplateError(f"Template {name!r} asks for fields it may not carry: {sorted(forbidden)}")
+    missing = wanted - values.keys()
+    if missing:
+        raise TemplateError(f"Template {name!r} is missing values for {sorted(missing)}")
+    safe = {k: str(values[k]) for k in wanted}
+    return subject.format_map(safe), body.format_map(safe)

@@ -1,0 +1,237 @@
+"""The `rapport` command: a Flask CLI group for running, migrating, seeding and operating Rapport."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup
+from sqlalchemy import func, select
+
+from services import schema
+from services.config import PROJECT_ROOT, ConfigError, Settings, load_settings
+from services.db import get_database
+
+
+def _create_app() -> Flask:
+    from web.app import create_app
+
+    return create_app()
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+cli = FlaskGroup(
+    name="rapport",
+    help="Rapport: routine outcome and alliance feedback for a psychotherapy practice.",
+    create_app=_create_app,
+    add_default_commands=False,
+    load_dotenv=False,
+)
+
+
+@cli.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION."""
+    settings = _settings()
+    database = get_database(settings.database_url)
+    schema.upgrade(database.engine, revision)
+    click.echo(f"database at {schema.current_revision(database.engine)} ({database.dialect})")
+
+
+@cli.group()
+def user() -> None:
+    """Staff accounts."""
+
+
+@user.command("create")
+@click.option("--role", required=True, type=click.Choice(["front_desk", "clinician", "supervisor", "manager", "admin"]))
+@click.option("--email", required=True)
+@click.option("--name", default=None)
+@click.option("--team", default=None)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def user_create(role: str, email: str, name: str | None, team: str | None, password_stdin: bool) -> None:
+    """Create a staff account (prompts for the password unless --password-stdin)."""
+    from services.accounts.operations import AccountError, create_user
+    from services.accounts.passwords import WeakPasswordError
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    settings = _settings()
+    try:
+        with get_database(settings.database_url).unit_of_work() as session:
+            created = create_user(session, email=email, password=password, role=role, name=name, team=team)
+            click.echo(f"created {created.role} {created.email} (id {created.id})")
+    except (AccountError, WeakPasswordError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@cli.group("api-token")
+def api_token() -> None:
+    """Bearer tokens for the JSON API."""
+
+
+@api_token.command("create")
+@click.option("--email", required=True, help="The staff account the token acts as.")
+@click.option("--name", default="api", show_default=True)
+def api_token_create(email: str, name: str) -> None:
+    """Create an API token and print it once."""
+    from services.accounts.operations import create_api_token
+    from services.accounts.queries import get_user_by_email
+
+    settings = _settings()
+    with get_database(settings.database_url).unit_of_work() as session:
+        owner = get_user_by_email(session, email)
+        if owner is None:
+            raise click.ClickException(f"no user with email {email}")
+        click.echo(create_api_token(session, user=owner, name=name))
+
+
+@cli.command("reconcile")
+def reconcile_command() -> None:
+    """Re-enqueue everything the database says is still pending (what beat runs every minute)."""
+    import workers.app  # noqa: F401 - makes the configured Celery app current
+    from workers.tasks import run_reconcile
+
+    result = run_reconcile()
+    click.echo(" ".join(f"{k}={v}" for k, v in result.items()))
+
+
+@cli.group()
+def demo() -> None:
+    """The synthetic demo practice."""
+
+
+@demo.command("seed")
+@click.option("--clients", "n_clients", default=60, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--months", default=6, show_default=True, type=click.IntRange(1, 36))
+@click.option("--clinicians", default=None, type=click.IntRange(1, 1000), help="Default: one per 12 clients.")
+@click.option("--seed", "random_seed", default=7, show_default=True)
+def demo_seed(n_clients: int, months: int, clinicians: int | None, random_seed: int) -> None:
+    """Build a synthetic practice (refuses to run on a database that already has clients)."""
+    from services.demo.seed import DemoError, seed_demo
+
+    settings = _settings()
+    started = time.perf_counter()
+    try:
+        summary = seed_demo(
+            get_database(settings.database_url),
+            clients=n_clients,
+            months=months,
+            clinicians=clinicians,
+            seed=random_seed,
+        )
+    except DemoError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{summary} in {time.perf_counter() - started:.1f}s")
+
+
+def _procfile(path: Path, values: dict[str, str]) -> dict[str, list[str]]:
+    processes: dict[str, list[str]] = {}
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, _, command = line.partition(":")
+        processes[name.strip()] = shlex.split(command.strip().format(**values))
+    return processes
+
+
+def _database_is_empty(settings: Settings) -> bool:
+    from services.accounts.models import User
+
+    with get_database(settings.database_url).session() as session:
+        return not session.scalar(select(func.count()).select_from(User))
+
+
+@cli.command("run")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--no-demo", is_flag=True, help="Do not seed the demo practice into an empty database.")
+def run_command(host: str, port: int, no_demo: bool) -> None:
+    """Run web, one worker and beat together for local use; Ctrl-C stops all three."""
+    settings = _settings()
+    database = get_database(settings.database_url)
+    schema.upgrade(database.engine)
+    if not no_demo and _database_is_empty(settings):
+        from services.demo.seed import seed_demo
+
+        click.echo("seeding the demo practice (first run)...")
+        click.echo(seed_demo(database, clients=60, months=6, clinicians=None, seed=7))
+    database.dispose()
+    processes = _procfile(
+        PROJECT_ROOT / "infra" / "Procfile.local", {"python": sys.executable, "host": host, "port": str(port)}
+    )
+    env = {**os.environ, "RAPPORT_BASE_URL": os.environ.get("RAPPORT_BASE_URL", f"http://{host}:{port}")}
+    children: dict[str, subprocess.Popen[Any]] = {}
+    for name, argv in processes.items():
+        children[name] = subprocess.Popen(argv, cwd=PROJECT_ROOT, env=env, start_new_session=True)  # noqa: S603
+    from services.demo.seed import DEMO_LOGINS, DEMO_PASSWORD
+
+    click.echo("")
+    click.echo(f"Rapport is starting at http://{host}:{port}/  (web, worker and beat; Ctrl-C stops all three)")
+    click.echo(f"Demo logins (password for all: {DEMO_PASSWORD}):")
+    for role, email in DEMO_LOGINS.items():
+        click.echo(f"  {role:<12} {email}")
+    click.echo(f"Messages that would be emailed or texted land in {settings.outbox_dir}/")
+    stopping = False
+
+    def stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    exit_code = 0
+    try:
+        while not stopping:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    click.echo(f"{name} exited with code {child.returncode}; stopping the others", err=True)
+                    stopping, exit_code = True, 1
+                    break
+            time.sleep(0.3)
+    finally:
+        for child in children.values():
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for name, child in children.items():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                click.echo(f"{name} did not stop in time; killing it", err=True)
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+        click.echo("stopped web, worker and beat")
+    sys.exit(exit_code)
+
+
+def main() -> None:
+    """Entry point of the `rapport` console script."""
+    cli.main(prog_name="rapport")
+
+
+if __name__ == "__main__":
+    main()

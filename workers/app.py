@@ -1,0 +1,96 @@
+"""The Celery app, built from Settings. `celery -A workers.app worker` and `celery -A workers.app beat` use it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from services.config import Settings
+from workers import runtime
+from workers.schedule import beat_schedule
+
+TASK_MODULES = ["workers.tasks"]
+
+
+def broker_options(settings: Settings) -> dict[str, Any]:
+    """Transport options for the configured broker."""
+    if settings.broker_url.startswith("filesystem"):
+        queue = settings.broker_dir / "queue"
+        processed = settings.broker_dir / "processed"
+        queue.mkdir(parents=True, exist_ok=True)
+        processed.mkdir(parents=True, exist_ok=True)
+        return {
+            "data_folder_in": str(queue),
+            "data_folder_out": str(queue),
+            "processed_folder": str(processed),
+            "store_processed": False,
+            "polling_interval": settings.broker_polling_interval,
+        }
+    if settings.broker_url.startswith("redis"):
+        # Above the longest task (reports), so a slow task is not handed to a second worker.
+        return {
+            "visibility_timeout": settings.report_time_limit * 2,
+            "socket_connect_timeout": 2,
+            "socket_timeout": 5,
+            "retry_on_timeout": False,
+        }
+    return {}
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery configuration derived from Settings."""
+    return dict(
+        broker_url=settings.broker_url,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_backend=settings.result_backend,
+        task_ignore_result=settings.result_backend is None,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_soft_time_limit=settings.task_soft_time_limit,
+        task_time_limit=settings.task_time_limit,
+        broker_transport_options=broker_options(settings),
+        broker_connection_retry_on_startup=True,
+        # Publishing happens after a commit inside a web request: never make a client wait on the broker.
+        task_publish_retry=False,
+        broker_connection_timeout=2,
+        broker_connection_max_retries=1,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        timezone=settings.timezone,
+        enable_utc=True,
+        beat_schedule=beat_schedule(settings),
+        beat_schedule_filename=str(settings.var_dir / "celerybeat-schedule"),
+        beat_max_loop_interval=5,
+    )
+
+
+def create_celery(settings: Settings) -> Celery:
+    """A Celery app configured for Rapport's reliability rules."""
+    app = Celery("rapport", include=TASK_MODULES)
+    app.conf.update(celery_config(settings))
+    return app
+
+
+@worker_process_init.connect
+def _reset_connections(**_: Any) -> None:
+    runtime.reset_after_fork()
+
+
+celery_app = create_celery(runtime.settings())
+app = celery_app
+
+
+def configure(settings: Settings) -> Celery:
+    """Point this process's Celery app (and task runtime) at settings; call before the first publish."""
+    runtime.use_settings(settings)
+    celery_app.conf.update(celery_config(settings))
+    pool = getattr(celery_app, "_pool", None)
+    if pool is not None:
+        pool.force_close_all()
+        celery_app._pool = None
+    return celery_app
