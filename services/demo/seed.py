@@ -230,8 +230,8 @@ def _seed_batch(
     for i, cid in enumerate(client_ids):
         course, start = courses[i], starts[i]
         last_session = start + timedelta(weeks=course.sessions - 1)
-        weeks_left = (today - last_session).days // 7
-        finished = course.course == "drop_out" or weeks_left >= 1
+        # A course cut short by today is still running; one that reached its planned length has ended.
+        finished = course.course == "drop_out" or course.sessions >= course.planned
         episode_rows.append(
             {
                 "client_id": cid,
@@ -251,7 +251,10 @@ def _seed_batch(
         course = courses[i]
         times = _session_times(starts[i], course.sessions, tz, rng)
         if episode_rows[i]["ended_on"] is None:
-            times += [times[-1] + timedelta(weeks=k) for k in (1, 2)]  # upcoming sessions
+            nxt = times[-1] + timedelta(weeks=1)
+            while nxt < now:
+                nxt += timedelta(weeks=1)
+            times += [nxt, nxt + timedelta(weeks=1)]  # the next two sessions
         for t, at in enumerate(times):
             past = at + timedelta(minutes=50) < now
             appt_rows.append(

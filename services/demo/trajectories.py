@@ -28,6 +28,7 @@ class ClientCourse:
     gad7: list[int]
     alliance_items: list[list[int]]
     tension: list[int]
+    planned: int = 0
     rupture_at: int | None = None
     repaired: bool | None = None
     goals: list[list[int]] = field(default_factory=list)
@@ -79,6 +80,7 @@ def _alliance_series(rng: random.Random, sessions: int) -> tuple[list[list[int]]
     mean = min(39.5, rng.gauss(36.5, 3.0))
     sd = max(0.3, abs(rng.gauss(1.5, 0.6)))
     totals = [rng.gauss(mean, sd) for _ in range(sessions)]
+    planned: int = 0
     rupture_at: int | None = None
     repaired: bool | None = None
     if sessions >= 5 and rng.random() < RUPTURE_SHARE:
@@ -123,6 +125,7 @@ def client_course(rng: random.Random, max_sessions: int) -> ClientCourse:
     return ClientCourse(
         course=course,
         sessions=sessions,
+        planned=planned,
         phq9=_outcome_series(rng, course, phq_start, sessions, 27),
         gad7=_outcome_series(rng, course, gad_start, sessions, 21),
         alliance_items=items,
