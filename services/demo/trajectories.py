@@ -80,7 +80,6 @@ def _alliance_series(rng: random.Random, sessions: int) -> tuple[list[list[int]]
     mean = min(39.5, rng.gauss(36.5, 3.0))
     sd = max(0.3, abs(rng.gauss(1.5, 0.6)))
     totals = [rng.gauss(mean, sd) for _ in range(sessions)]
-    planned: int = 0
     rupture_at: int | None = None
     repaired: bool | None = None
     if sessions >= 5 and rng.random() < RUPTURE_SHARE:

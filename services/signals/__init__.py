@@ -1,0 +1,102 @@
+"""Rupture, outcome and risk rules: pure functions over a client's series of scores and the practice's settings.
+
+The alert state of the alliance rules: `alliance_signals` returns only the signals; `evaluate_alliance` also
+returns the alerts they opened and closed and the case reviews due, and `alliance_alert_state` returns just the
+alert still open after the last session (what the worker needs to decide whether to open or update one).
+"""
+
+from services.signals.alliance import (
+    PARTNERSHIP_COMPONENTS,
+    REVIEW_REPEAT_ALERT,
+    REVIEW_UNREPAIRED,
+    AllianceAlert,
+    AllianceEvaluation,
+    Deviation,
+    Review,
+    alliance_alert_state,
+    alliance_signals,
+    deviation_stats,
+    evaluate_alliance,
+    silent_after_rupture,
+)
+from services.signals.alliance_batch import KIND_BITS, AllianceBatch, evaluate_alliance_batch
+from services.signals.outcome import EpisodeOutcome, effective_cutoff, episode_outcome, outcome_signals
+from services.signals.settings import DEFAULT_SETTINGS, SignalSettings
+from services.signals.trajectory import (
+    InsufficientEpisodesError,
+    TrajectoryModel,
+    expected_score,
+    fit_expected_trajectory,
+    off_track,
+    off_track_boundary,
+)
+from services.signals.types import (
+    ALLIANCE_KINDS,
+    COMPONENT_DROP,
+    LOW_ALLIANCE,
+    NOT_ON_TRACK,
+    OFF_TRACK,
+    OPENING_KINDS,
+    OUTCOME_KINDS,
+    PERSPECTIVE_GAP,
+    RELIABLE_DETERIORATION,
+    REPAIRED,
+    RISK,
+    RUPTURE_DEV,
+    RUPTURE_DROP,
+    SEVERITY,
+    SILENT_AFTER_RUPTURE,
+    SOURCES,
+    TENSION,
+    UNREPAIRED,
+    Signal,
+)
+
+__all__ = [
+    "ALLIANCE_KINDS",
+    "COMPONENT_DROP",
+    "DEFAULT_SETTINGS",
+    "KIND_BITS",
+    "LOW_ALLIANCE",
+    "NOT_ON_TRACK",
+    "OFF_TRACK",
+    "OPENING_KINDS",
+    "OUTCOME_KINDS",
+    "PARTNERSHIP_COMPONENTS",
+    "PERSPECTIVE_GAP",
+    "RELIABLE_DETERIORATION",
+    "REPAIRED",
+    "REVIEW_REPEAT_ALERT",
+    "REVIEW_UNREPAIRED",
+    "RISK",
+    "RUPTURE_DEV",
+    "RUPTURE_DROP",
+    "SEVERITY",
+    "SILENT_AFTER_RUPTURE",
+    "SOURCES",
+    "TENSION",
+    "UNREPAIRED",
+    "AllianceAlert",
+    "AllianceBatch",
+    "AllianceEvaluation",
+    "Deviation",
+    "EpisodeOutcome",
+    "InsufficientEpisodesError",
+    "Review",
+    "Signal",
+    "SignalSettings",
+    "TrajectoryModel",
+    "alliance_alert_state",
+    "alliance_signals",
+    "deviation_stats",
+    "effective_cutoff",
+    "episode_outcome",
+    "evaluate_alliance",
+    "evaluate_alliance_batch",
+    "expected_score",
+    "fit_expected_trajectory",
+    "off_track",
+    "off_track_boundary",
+    "outcome_signals",
+    "silent_after_rupture",
+]
