@@ -20,6 +20,8 @@ from services.clients.models import Appointment, Client, Episode
 from services.db import Database
 from services.demo.names import client_code, synthetic_name
 from services.demo.trajectories import ClientCourse, client_course, outcome_items
+from services.measures import load_instrument, score_administration
+from services.surveys.administrations import score_to_json
 from services.surveys.models import Administration, Invitation, Protocol
 
 DEMO_PASSWORD = "rapport-demo"  # noqa: S105 - the published password of the local demo accounts
@@ -31,7 +33,8 @@ DEMO_LOGINS = {
     "manager": f"manager@{DEMO_DOMAIN}",
     "admin": f"admin@{DEMO_DOMAIN}",
 }
-PHQ9, GAD7, PARTNERSHIP, GOALS = "phq9", "gad7", "partnership", "goals"
+PHQ9, GAD7, PARTNERSHIP, GOALS = "PHQ-9", "GAD-7", "PARTNERSHIP-CHECK", "GOAL-PROGRESS"
+PARTNERSHIP_ITEMS = ("pc_rapport", "pc_mutual_goals", "pc_realistic_goals", "pc_shared_responsibility")
 CLIENTS_PER_CLINICIAN = 12
 CLINICIANS_PER_TEAM = 8
 COMPLETION_RATE = 0.78
@@ -125,24 +128,29 @@ def _token_hash(rng: random.Random) -> str:
     return hashlib.sha256(rng.getrandbits(256).to_bytes(32, "big")).hexdigest()
 
 
-def _answers(
-    code: str, course: ClientCourse, t: int, rng: random.Random
-) -> tuple[dict[str, Any], float, dict[str, Any]]:
+def _answers(code: str, course: ClientCourse, t: int, rng: random.Random) -> dict[str, Any]:
     if code == PHQ9:
-        items = outcome_items(rng, course.phq9[t], 9)
-        answers = {f"q{i + 1}": v for i, v in enumerate(items)}
-    elif code == GAD7:
-        items = outcome_items(rng, course.gad7[t], 7)
-        answers = {f"q{i + 1}": v for i, v in enumerate(items)}
-    elif code == GOALS:
-        items = [g[t] for g in course.goals]
-        answers = {f"goal{i + 1}": v for i, v in enumerate(items)}
-    else:
-        items = course.alliance_items[t]
-        answers = {f"q{i + 1}": v for i, v in enumerate(items)}
-        answers["tension"] = course.tension[t]
-    total = float(sum(items))
-    return answers, total, {"total": total}
+        return {f"phq9_{i + 1}": v for i, v in enumerate(outcome_items(rng, course.phq9[t], 9))}
+    if code == GAD7:
+        return {f"gad7_{i + 1}": v for i, v in enumerate(outcome_items(rng, course.gad7[t], 7))}
+    if code == GOALS:
+        return {f"goal_{i + 1}": g[t] for i, g in enumerate(course.goals)}
+    answers: dict[str, Any] = dict(zip(PARTNERSHIP_ITEMS, course.alliance_items[t], strict=True))
+    answers["pc_tension"] = course.tension[t]
+    return answers
+
+
+def _administration_row(code: str, answers: dict[str, Any]) -> dict[str, Any]:
+    instrument = load_instrument(code)
+    result = score_administration(instrument, answers)
+    return {
+        "instrument_code": instrument.code,
+        "instrument_version": instrument.version,
+        "answers": dict(result.answers),
+        "scores": score_to_json(result),
+        "total": result.total,
+        "complete": result.status != "incomplete",
+    }
 
 
 def seed_demo(
@@ -305,18 +313,12 @@ def _seed_batch(
         if not completed:
             continue
         for code in inv["instruments"]:
-            answers, total, scores = _answers(code, courses[i], t, rng)
             adm_rows.append(
                 {
+                    **_administration_row(code, _answers(code, courses[i], t, rng)),
                     "invitation_id": inv_id,
                     "episode_id": inv["episode_id"],
                     "appointment_id": inv["appointment_id"],
-                    "instrument_code": code,
-                    "instrument_version": "1",
-                    "answers": answers,
-                    "scores": scores,
-                    "total": total,
-                    "complete": True,
                     "language": client_rows[i]["language"],
                     "completed_at": inv["completed_at"],
                     "evaluated_at": None,
