@@ -112,7 +112,7 @@ def api_token_create(email: str, name: str) -> None:
 def reconcile_command() -> None:
     """Re-enqueue everything the database says is still pending (what beat runs every minute)."""
     import workers.app  # noqa: F401 - makes the configured Celery app current
-    from workers.tasks import run_reconcile
+    from workers.tasks.ops import run_reconcile
 
     result = run_reconcile()
     click.echo(" ".join(f"{k}={v}" for k, v in result.items()))

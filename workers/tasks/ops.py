@@ -1,34 +1,23 @@
-"""Celery tasks. Thin: open a unit of work, call one operation. Arguments are ids, never ORM objects."""
+"""Operational tasks: reconcile (the re-drive), heartbeats, housekeeping."""
 
 from __future__ import annotations
 
 import logging
 import socket
 from datetime import timedelta
-from typing import Any
 
 from celery import shared_task
 from sqlalchemy import delete
 
 from services.accounts.models import LoginSession
 from services.db import utcnow
-from services.notifications.delivery import Outcome, deliver_notification
 from services.ops.operations import beat
 from services.ops.reconcile import find_pending
 from workers import runtime
+from workers.tasks.base import IDEMPOTENT
+from workers.tasks.notifications import send_notification
 
 log = logging.getLogger(__name__)
-
-IDEMPOTENT = {"acks_late": True, "reject_on_worker_lost": True}
-
-
-@shared_task(name="notifications.send", bind=True, max_retries=5, **IDEMPOTENT)
-def send_notification(self: Any, notification_id: int) -> str:
-    """Deliver one outbox row (a conditional claim makes a second delivery a no-op)."""
-    outcome = deliver_notification(runtime.database(), runtime.settings(), notification_id)
-    if outcome is Outcome.RETRY:
-        raise self.retry(countdown=min(300, 15 * 2**self.request.retries))
-    return outcome.value
 
 
 @shared_task(name="ops.reconcile", soft_time_limit=50, time_limit=58, **IDEMPOTENT)
