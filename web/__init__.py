@@ -1,0 +1,1 @@
+"""The web adapter: create_app(), blueprints per audience, templates and static files."""

@@ -51,9 +51,7 @@ class Episode(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     client: Mapped[Client] = relationship(back_populates="episodes")
-    appointments: Mapped[list[Appointment]] = relationship(
-        back_populates="episode", order_by="Appointment.starts_at"
-    )
+    appointments: Mapped[list[Appointment]] = relationship(back_populates="episode", order_by="Appointment.starts_at")
 
 
 class Appointment(Base):

@@ -1,0 +1,169 @@
+"""Access control, enforced in one place.
+
+A view declares who may call it with ``@allow(*roles)``, ``@signed_in`` (any staff role) or ``@public``; the
+decorators only record a Policy on the function. ``enforce_policy`` (the app's first before_request hook) looks
+the endpoint's policy up and refuses the request before the view runs: anonymous -> redirect to the login page
+(401 JSON under /api), wrong role -> 403. An endpoint with no declared policy is refused too (fail closed), and
+a test walks app.url_map so a route without one never ships. Object-level checks (this clinician, this client)
+are done by the scoped queries in services, and the views answer 404 when those return nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from flask import Flask, abort, current_app, flash, request, url_for
+from flask_babel import gettext as _
+from werkzeug.wrappers import Response
+
+from services.accounts.models import Role
+from web.app import current_settings
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., object])
+
+POLICY_ATTR = "_rapport_policy"
+DECLARED_KEY = "rapport.policies"
+
+# Where each role lands after login, and what "home" means in the navigation.
+ROLE_HOMES: dict[Role, str] = {
+    Role.FRONT_DESK: "frontdesk.home",
+    Role.CLINICIAN: "clinician.home",
+    Role.SUPERVISOR: "supervisor.home",
+    Role.MANAGER: "manager.home",
+    Role.ADMIN: "admin.home",
+}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Who may call an endpoint: anyone (public) or staff with one of the roles."""
+
+    public: bool
+    roles: frozenset[str] = frozenset()
+
+    def admits(self, role: str) -> bool:
+        """True when a signed-in user with role may call the endpoint."""
+        return self.public or role in self.roles
+
+
+PUBLIC = Policy(public=True)
+
+
+def allow(*roles: Role) -> Callable[[F], F]:
+    """Declare that only signed-in staff with one of roles may call the view."""
+    if not roles:
+        raise ValueError("allow() needs at least one role; use @public for open endpoints")
+    policy = Policy(public=False, roles=frozenset(Role(role).value for role in roles))
+
+    def decorate(view: F) -> F:
+        setattr(view, POLICY_ATTR, policy)
+        return view
+
+    return decorate
+
+
+def signed_in(view: F) -> F:
+    """Declare that any signed-in staff member may call the view."""
+    return allow(*Role)(view)
+
+
+def public(view: F) -> F:
+    """Declare that anyone, signed in or not, may call the view."""
+    setattr(view, POLICY_ATTR, PUBLIC)
+    return view
+
+
+def declare(app: Flask, endpoint: str, policy: Policy) -> None:
+    """Declare the policy of an endpoint whose view we do not write (Flask's own static route)."""
+    app.extensions.setdefault(DECLARED_KEY, {})[endpoint] = policy
+
+
+def policy_for(app: Flask, endpoint: str) -> Policy | None:
+    """The declared policy of an endpoint, or None when it has none (and is therefore refused)."""
+    declared: dict[str, Policy] = app.extensions.get(DECLARED_KEY, {})
+    if endpoint in declared:
+        return declared[endpoint]
+    view = app.view_functions.get(endpoint)
+    policy = getattr(view, POLICY_ATTR, None)
+    return policy if isinstance(policy, Policy) else None
+
+
+def home_url(role: str) -> str:
+    """The URL of a role's home page."""
+    return url_for(ROLE_HOMES[Role(role)])
+
+
+def safe_next(target: str | None) -> str | None:
+    """target if it is a same-site relative path (no scheme, host or protocol-relative trick), else None."""
+    if not target or len(target) > 2000:
+        return None
+    if any(ch in target for ch in "\\\r\n\t") or any(ord(ch) < 32 for ch in target):
+        return None
+    if not target.startswith("/") or target.startswith("//"):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
+
+
+def _wants_json() -> bool:
+    return request.blueprint == "api" or request.path.startswith("/api/")
+
+
+def _to_login() -> Response:
+    from web.login import ended_session_reason
+
+    reason = ended_session_reason()
+    if reason == "idle":
+        minutes = current_settings().session_idle_minutes
+        flash(_("You were signed out after %(minutes)d minutes without activity.", minutes=minutes), "info")
+    elif reason is not None:
+        flash(_("Your session has ended. Please sign in again."), "info")
+    next_target = request.full_path if request.method == "GET" else None
+    if next_target is not None and next_target.endswith("?"):
+        next_target = next_target[:-1]
+    location = url_for("auth.login", next=safe_next(next_target))
+    if request.headers.get("HX-Request"):
+        # An htmx call would swap the login page into a fragment; ask htmx to navigate instead.
+        response = Response(status=401)
+        response.headers["HX-Redirect"] = location
+        return response
+    return Response(status=302, headers={"Location": location})
+
+
+def enforce_policy() -> Response | None:
+    """before_request: refuse the request unless the endpoint's policy admits the caller."""
+    from web.login import current_staff
+
+    endpoint = request.endpoint
+    if endpoint is None:
+        return None  # no route matched: the 404 or 405 follows, and no view runs
+    policy = policy_for(current_app, endpoint)
+    if policy is None:
+        log.error("endpoint %s has no access policy; refusing", endpoint)
+        abort(403)
+    if endpoint == "static":
+        return None  # never touch the session or the database for a stylesheet
+    viewer = current_staff()
+    if policy.public:
+        return None
+    if viewer is None:
+        if _wants_json():
+            abort(401)
+        return _to_login()
+    if not policy.admits(viewer.role):
+        abort(403)
+    return None
+
+
+def init_app(app: Flask) -> None:
+    """Install the policy check and declare Flask's static route public."""
+    declare(app, "static", PUBLIC)
+    app.before_request(enforce_policy)

@@ -1,0 +1,128 @@
+"""The Flask application factory and the accessors for its settings and database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Flask, current_app, redirect, url_for
+from werkzeug.wrappers import Response
+
+from services.config import Settings, load_settings
+from services.db import Database, get_database
+
+WEB_DIR = Path(__file__).resolve().parent
+EXTENSION_KEY = "rapport"
+
+
+@dataclass(frozen=True)
+class RapportState:
+    """What create_app hangs on app.extensions["rapport"]."""
+
+    settings: Settings
+    database: Database
+
+
+def current_settings() -> Settings:
+    """The running app's Settings."""
+    state: RapportState = current_app.extensions[EXTENSION_KEY]
+    return state.settings
+
+
+def current_db() -> Database:
+    """The running app's Database."""
+    state: RapportState = current_app.extensions[EXTENSION_KEY]
+    return state.database
+
+
+def _configure_flask(app: Flask, settings: Settings) -> None:
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_NAME="rapport_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.is_production,
+        PREFERRED_URL_SCHEME="https" if settings.is_production else "http",
+        MAX_CONTENT_LENGTH=10 * 1024 * 1024,
+        JSON_SORT_KEYS=False,
+        # The Referrer-Policy is no-referrer, so browsers send no Referer for Flask-WTF's HTTPS check to
+        # compare; the CSRF token plus SameSite=Lax cookies do the work.
+        WTF_CSRF_SSL_STRICT=False,
+        BABEL_TRANSLATION_DIRECTORIES=str(WEB_DIR / "translations"),
+        BABEL_DEFAULT_LOCALE="en",
+        BABEL_DEFAULT_TIMEZONE=settings.timezone,
+        RATELIMIT_STORAGE_URI=settings.ratelimit_storage_url,
+        RATELIMIT_HEADERS_ENABLED=True,
+        # A broken Redis must not lock everyone out: fall back to per-process memory and log it.
+        RATELIMIT_SWALLOW_ERRORS=True,
+        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
+    )
+    # Autoescape every template, whatever its extension.
+    app.jinja_options = {**app.jinja_options, "autoescape": True, "trim_blocks": True, "lstrip_blocks": True}
+
+
+def _configure_enqueueing(settings: Settings) -> None:
+    """Point the Celery publisher at these settings (the app only ever enqueues, after commit)."""
+    from workers import runtime
+
+    runtime.use_settings(settings)
+    from workers.app import configure
+
+    configure(settings)
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> Flask:
+    """Build the Rapport web app on settings (default: the environment) and database (default: settings')."""
+    settings = settings or load_settings()
+    database = database or get_database(settings.database_url)
+    app = Flask(__name__, static_folder="static", template_folder="templates")
+    app.extensions[EXTENSION_KEY] = RapportState(settings=settings, database=database)
+    _configure_flask(app, settings)
+    _configure_enqueueing(settings)
+
+    from web import access, errors, i18n, layout, login, request_db, security
+    from web.admin.views import bp as admin_bp
+    from web.api.views import bp as api_bp
+    from web.auth.views import bp as auth_bp
+    from web.clinician.views import bp as clinician_bp
+    from web.frontdesk.views import bp as frontdesk_bp
+    from web.health.views import bp as health_bp
+    from web.limiter import limiter
+    from web.manager.views import bp as manager_bp
+    from web.supervisor.views import bp as supervisor_bp
+    from web.survey.views import bp as survey_bp
+
+    request_db.init_app(app)
+    # The access check runs before any other request hook, so nothing runs for a request it refuses.
+    access.init_app(app)
+    login.init_app(app)
+    csrf = security.init_app(app)
+    limiter.init_app(app)
+    i18n.init_app(app)
+    layout.init_app(app)
+    errors.init_app(app)
+
+    for blueprint in (
+        auth_bp,
+        frontdesk_bp,
+        clinician_bp,
+        supervisor_bp,
+        manager_bp,
+        admin_bp,
+        survey_bp,
+        api_bp,
+        health_bp,
+    ):
+        app.register_blueprint(blueprint)
+    csrf.exempt(api_bp)  # bearer tokens, never cookies: nothing for a forged cross-site request to ride on
+
+    @app.get("/")
+    @access.public
+    def index() -> Response:
+        """Send a signed-in user to their home and everyone else to the login page."""
+        viewer = login.current_staff()
+        if viewer is not None:
+            return redirect(access.home_url(viewer.role))
+        return redirect(url_for("auth.login"))
+
+    return app

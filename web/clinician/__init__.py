@@ -1,0 +1,1 @@
+"""clinician blueprint."""

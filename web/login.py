@@ -1,0 +1,152 @@
+"""Who is calling: Flask-Login's request loader over server-side login sessions and API bearer tokens.
+
+The browser's session cookie (signed, HttpOnly, SameSite=Lax, Secure in production) carries only the raw token
+of a LoginSession row (plus Flask-WTF's CSRF secret and pending flash messages); who the user is, and whether
+the session is still alive, is decided by that row on every request. Logout and the idle timeout end the row,
+so an old copy of the cookie is worthless. Under /api the cookie is ignored: only an ``Authorization: Bearer``
+token counts, so a cross-site request cannot ride on a browser session there.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Flask, Request, g, session
+from flask_login import LoginManager, UserMixin, current_user
+from sqlalchemy import select
+
+from services.accounts.models import LoginSession, User
+from services.accounts.operations import (
+    end_login_session,
+    resume_login_session,
+    token_digest,
+    user_for_api_token,
+)
+from web.app import current_settings
+from web.request_db import commit, db_session
+
+SESSION_TOKEN_KEY = "login_session"  # noqa: S105 - a session key name, not a secret
+_ENDED_FLAG = "_rapport_login_session_ended"
+
+login_manager = LoginManager()
+# The LoginSession row is the source of truth; Flask-Login's own session bookkeeping is not used.
+login_manager.session_protection = None
+
+
+class StaffUser(UserMixin):
+    """The Flask-Login face of a staff account."""
+
+    def __init__(self, account: User, *, via: str) -> None:
+        self.account = account
+        self.via = via  # "session" or "api"
+
+    def get_id(self) -> str:
+        """The account id as Flask-Login wants it."""
+        return str(self.account.id)
+
+    @property
+    def id(self) -> int:
+        """The account id."""
+        return self.account.id
+
+    @property
+    def role(self) -> str:
+        """The account's role value."""
+        return self.account.role
+
+    @property
+    def name(self) -> str:
+        """The display name."""
+        return self.account.name
+
+    @property
+    def email(self) -> str:
+        """The login email."""
+        return self.account.email
+
+    @property
+    def is_active(self) -> bool:
+        """False for a deactivated account."""
+        return self.account.active
+
+
+def _bearer_token(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > 200:
+        return None
+    return token
+
+
+def _load_staff(request: Request) -> StaffUser | None:
+    if request.blueprint == "api":
+        raw = _bearer_token(request)
+        if raw is None:
+            return None
+        account = user_for_api_token(db_session(), raw)
+        commit()  # the token's last_used_at, before the handler's own unit of work starts
+        return StaffUser(account, via="api") if account is not None else None
+    token = session.get(SESSION_TOKEN_KEY)
+    if not isinstance(token, str) or not token:
+        return None
+    idle = timedelta(minutes=current_settings().session_idle_minutes)
+    account = resume_login_session(db_session(), token, idle=idle)
+    commit()  # the idle timer (or the session's end), before the handler's own unit of work starts
+    if account is None:
+        session.pop(SESSION_TOKEN_KEY, None)
+        setattr(g, _ENDED_FLAG, _end_reason(token) or "ended")
+        return None
+    return StaffUser(account, via="session")
+
+
+def _end_reason(token: str) -> str | None:
+    """Why a login session is no longer valid (idle, logout, ...), for the message on the login page."""
+    return db_session().scalar(select(LoginSession.end_reason).where(LoginSession.token_hash == token_digest(token)))
+
+
+login_manager.request_loader(_load_staff)
+
+
+def current_staff() -> StaffUser | None:
+    """The signed-in staff member, or None."""
+    user = current_user._get_current_object()
+    return user if isinstance(user, StaffUser) else None
+
+
+def loaded_staff() -> StaffUser | None:
+    """The staff member if this request already loaded one; never touches the database (error pages)."""
+    user = g.get("_login_user")
+    return user if isinstance(user, StaffUser) else None
+
+
+def current_account() -> User:
+    """The signed-in account; only for views whose policy already required a signed-in user."""
+    staff = current_staff()
+    if staff is None:
+        raise RuntimeError("current_account() called on a request without a signed-in user")
+    return staff.account
+
+
+def ended_session_reason() -> str | None:
+    """Why this request's login session had ended ("idle", "logout", ...), or None if it carried no dead one."""
+    reason = g.get(_ENDED_FLAG)
+    return reason if isinstance(reason, str) else None
+
+
+def start_browser_session(token: str) -> None:
+    """Put a fresh login session's token in a fresh cookie session (a new CSRF secret comes with it)."""
+    session.clear()
+    session[SESSION_TOKEN_KEY] = token
+
+
+def end_browser_session() -> None:
+    """End the server-side login session behind the cookie, if any, and empty the cookie."""
+    token = session.get(SESSION_TOKEN_KEY)
+    if isinstance(token, str) and token:
+        end_login_session(db_session(), token)
+    session.clear()
+
+
+def init_app(app: Flask) -> None:
+    """Attach Flask-Login."""
+    login_manager.init_app(app)

@@ -1,0 +1,35 @@
+"""Role names as people read them, and the navigation each role gets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
+
+from services.accounts.models import Role
+
+ROLE_LABELS: dict[Role, LazyString] = {
+    Role.FRONT_DESK: _l("Front desk"),
+    Role.CLINICIAN: _l("Clinician"),
+    Role.SUPERVISOR: _l("Supervisor"),
+    Role.MANAGER: _l("Manager"),
+    Role.ADMIN: _l("Administrator"),
+}
+
+
+@dataclass(frozen=True)
+class NavItem:
+    """One link in the main navigation."""
+
+    endpoint: str
+    label: LazyString
+
+
+NAVIGATION: dict[Role, list[NavItem]] = {
+    Role.FRONT_DESK: [NavItem("frontdesk.home", _l("Clients"))],
+    Role.CLINICIAN: [NavItem("clinician.home", _l("My caseload"))],
+    Role.SUPERVISOR: [NavItem("supervisor.home", _l("Team"))],
+    Role.MANAGER: [NavItem("manager.home", _l("Practice"))],
+    Role.ADMIN: [NavItem("admin.home", _l("Users")), NavItem("admin.operations", _l("Operations"))],
+}
