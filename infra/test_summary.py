@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-import xml.etree.ElementTree as ET  # noqa: S405 - our own pytest output
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 

@@ -215,7 +215,7 @@ class WorkerProcess:
         ]
         marker_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(  # noqa: S603
+            self.proc = subprocess.Popen(
                 argv, cwd=PROJECT_ROOT, env=settings_env(self.settings), stdout=log, stderr=subprocess.STDOUT
             )
 
