@@ -215,7 +215,8 @@ def run_command(host: str, port: int, no_demo: bool) -> None:
     finally:
         for child in children.values():
             if child.poll() is None:
-                os.killpg(child.pid, signal.SIGTERM)
+                # The main process only: gunicorn and Celery then stop their own workers gracefully.
+                child.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 20
         for name, child in children.items():
             try:
