@@ -42,5 +42,13 @@ bench-signals:
 	@infra/bootstrap.sh test
 	@$(PY) tests/benchmarks/bench_signals.py
 
+bench-submit:
+	@infra/bootstrap.sh test
+	@$(PY) tests/benchmarks/bench_submit.py
+
+bench-report:
+	@infra/bootstrap.sh test
+	@$(PY) tests/benchmarks/bench_report.py
+
 clean:
 	rm -rf var/ .pytest_cache .mypy_cache .ruff_cache .hypothesis
