@@ -88,9 +88,14 @@ app = celery_app
 def configure(settings: Settings) -> Celery:
     """Point this process's Celery app (and task runtime) at settings; call before the first publish."""
     runtime.use_settings(settings)
-    celery_app.conf.update(celery_config(settings))
+    config = celery_config(settings)
+    if all(celery_app.conf.get(key) == value for key, value in config.items()):
+        return celery_app  # already configured so: keep the live connection pools
+    celery_app.conf.update(config)
     pool = getattr(celery_app, "_pool", None)
     if pool is not None:
         pool.force_close_all()
         celery_app._pool = None
+        # The producer pool wraps the connection pool just closed: drop it too, or the next publish fails.
+        celery_app.amqp._producer_pool = None
     return celery_app

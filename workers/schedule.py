@@ -22,6 +22,12 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": 30.0,
             "options": {"expires": 25},
         },
+        # Twice-daily digest for clinicians who chose it (hours match services.alerts.digest.DIGEST_TIMES).
+        "alert-digests-twice-daily": {
+            "task": "alerts.send_digests",
+            "schedule": crontab(hour="8,16", minute=0),
+            "options": {"expires": 3600},
+        },
         "prune-every-night": {
             "task": "ops.prune_sessions",
             "schedule": crontab(hour=3, minute=17),

@@ -16,11 +16,13 @@ from sqlalchemy.orm import Session
 
 from services.accounts.models import Role, Team, User
 from services.accounts.passwords import hash_password
+from services.alerts.evaluation import evaluate_episode_history
 from services.clients.models import Appointment, Client, Episode
 from services.db import Database
 from services.demo.names import client_code, synthetic_name
 from services.demo.trajectories import ClientCourse, client_course, outcome_items
 from services.measures import load_instrument, score_administration
+from services.signals import DEFAULT_SETTINGS
 from services.surveys.administrations import score_to_json
 from services.surveys.models import Administration, Invitation, Protocol
 
@@ -130,7 +132,9 @@ def _token_hash(rng: random.Random) -> str:
 
 def _answers(code: str, course: ClientCourse, t: int, rng: random.Random) -> dict[str, Any]:
     if code == PHQ9:
-        return {f"phq9_{i + 1}": v for i, v in enumerate(outcome_items(rng, course.phq9[t], 9))}
+        risk = 1 if course.risk_session == t else 0
+        items = [*outcome_items(rng, min(24, course.phq9[t] - risk), 8), risk]
+        return {f"phq9_{i + 1}": v for i, v in enumerate(items)}
     if code == GAD7:
         return {f"gad7_{i + 1}": v for i, v in enumerate(outcome_items(rng, course.gad7[t], 7))}
     if code == GOALS:
@@ -326,6 +330,9 @@ def _seed_batch(
             )
     if adm_rows:
         session.execute(insert(Administration), adm_rows)
+    # Evaluate the history as the workers would have, without sending anyone an email about the past.
+    for episode_id in episode_ids:
+        evaluate_episode_history(session, episode_id, settings=DEFAULT_SETTINGS)
     return {
         "episodes": len(episode_ids),
         "appointments": len(appt_ids),

@@ -14,6 +14,7 @@ COURSES: list[tuple[str, float]] = [
     ("deteriorator", 0.08),
     ("drop_out", 0.12),
 ]
+RISK_SHARE = 0.03  # clients who endorse the PHQ-9 risk item once; it opens a risk alert
 RUPTURE_SHARE = 0.13  # about 10-15% of clients show a rupture pattern (Larsson et al. 2018: 10.7%)
 REPAIR_SHARE = 0.75  # most ruptures that are noticed are repaired
 
@@ -31,6 +32,8 @@ class ClientCourse:
     planned: int = 0
     rupture_at: int | None = None
     repaired: bool | None = None
+    # The session (0-based) in which the PHQ-9 risk item is endorsed, for the few clients where it is.
+    risk_session: int | None = None
     goals: list[list[int]] = field(default_factory=list)
 
 
@@ -71,6 +74,17 @@ def _spread_total(rng: random.Random, total: int, n_items: int, top: int) -> lis
     return items
 
 
+def _balanced_items(rng: random.Random, total: int, n_items: int, top: int) -> list[int]:
+    """Items near total / n_items with a little noise, adding up to total (how alliance items behave)."""
+    total = max(0, min(total, n_items * top))
+    items = [min(top, max(0, round(total / n_items + rng.gauss(0, 0.45)))) for _ in range(n_items)]
+    while sum(items) != total:
+        step = 1 if sum(items) < total else -1
+        room = [i for i in range(n_items) if 0 <= items[i] + step <= top]
+        items[rng.choice(room)] += step
+    return items
+
+
 def outcome_items(rng: random.Random, total: int, n_items: int) -> list[int]:
     """PHQ-9 / GAD-7 style answers (0-3 each) summing to total."""
     return _spread_total(rng, total, n_items, 3)
@@ -92,7 +106,7 @@ def _alliance_series(rng: random.Random, sessions: int) -> tuple[list[list[int]]
     items, tension = [], []
     for t, total in enumerate(totals):
         clipped = round(min(40, max(0, total)))
-        per_item = _spread_total(rng, clipped, 4, 10)
+        per_item = _balanced_items(rng, clipped, 4, 10)
         if rupture_at is not None and t == rupture_at - 1:
             # A rupture usually shows in one component first: move points away from it.
             weak = rng.randrange(4)
@@ -132,4 +146,5 @@ def client_course(rng: random.Random, max_sessions: int) -> ClientCourse:
         rupture_at=rupture_at,
         repaired=repaired,
         goals=goals,
+        risk_session=rng.randrange(sessions) if rng.random() < RISK_SHARE else None,
     )

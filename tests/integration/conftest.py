@@ -84,20 +84,29 @@ def pg_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    """A Redis database number of our own, emptied before and after the session."""
-    url = f"redis://{REDIS_HOST}:6379/{int(os.environ.get('RAPPORT_TEST_REDIS_DB', '11'))}"
-    client = redis.Redis.from_url(url, socket_connect_timeout=3)
+    """A Redis database number of our own (leased, so parallel test sessions never share one), emptied around use."""
+    base = f"redis://{REDIS_HOST}:6379"
+    control = redis.Redis.from_url(f"{base}/0", socket_connect_timeout=3)
     try:
-        client.ping()
+        control.ping()
     except redis.exceptions.ConnectionError as exc:
         pytest.fail(
             f"Redis is not reachable on {REDIS_HOST}:6379 ({exc}). Start it with: "
             'redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no'
         )
+    lease = secrets.token_hex(8)
+    candidates = [int(os.environ["RAPPORT_TEST_REDIS_DB"])] if "RAPPORT_TEST_REDIS_DB" in os.environ else range(2, 16)
+    number = next((n for n in candidates if control.set(f"rapport-test-lease:{n}", lease, nx=True, ex=7200)), None)
+    if number is None:
+        pytest.fail("every Redis database from 2 to 15 is leased by another test session")
+    client = redis.Redis.from_url(f"{base}/{number}", socket_connect_timeout=3)
     client.flushdb()
-    yield url
+    yield f"{base}/{number}"
     client.flushdb()
     client.close()
+    if control.get(f"rapport-test-lease:{number}") == lease.encode():
+        control.delete(f"rapport-test-lease:{number}")
+    control.close()
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Celery tasks, one module per domain. Importing this package registers them all."""
 
-from workers.tasks import notifications, ops
+from workers.tasks import alerts, notifications, ops
 
-__all__ = ["notifications", "ops"]
+__all__ = ["alerts", "notifications", "ops"]

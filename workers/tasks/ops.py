@@ -14,6 +14,7 @@ from services.db import utcnow
 from services.ops.operations import beat
 from services.ops.reconcile import find_pending
 from workers import runtime
+from workers.tasks.alerts import evaluate
 from workers.tasks.base import IDEMPOTENT
 from workers.tasks.notifications import send_notification
 
@@ -35,7 +36,13 @@ def run_reconcile() -> dict[str, int]:
         )
     for notification_id in work.notifications:
         send_notification.apply_async(args=[notification_id])
-    result = {"notifications": len(work.notifications), **{f"failed_{k}": v for k, v in work.failed.items()}}
+    for administration_id in work.administrations:
+        evaluate.apply_async(args=[administration_id])
+    result = {
+        "notifications": len(work.notifications),
+        "administrations": len(work.administrations),
+        **{f"failed_{k}": v for k, v in work.failed.items()},
+    }
     if work.total:
         log.info("reconcile re-drove %s", result)
     return result

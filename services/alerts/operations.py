@@ -1,0 +1,234 @@
+"""Alert verbs: evaluation attempts (bounded), and what a clinician does about an alert. They flush; callers commit.
+
+Permission is the caller's: pass only an alert that `queries.get_alert_for` returned for the acting user.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, literal, select, update
+from sqlalchemy.orm import Session
+
+from services.accounts.models import User
+from services.alerts.models import Alert, AlertAction
+from services.alerts.repair import REPAIR_TOPICS, get_suggestion
+from services.audit.operations import record_event
+from services.clients.models import Episode
+from services.db import utcnow
+from services.surveys.models import Administration
+
+RESOLUTION_REASONS = ("repaired", "not_a_rupture", "client_ended", "other")
+MAX_TEXT = 2000
+
+
+class AlertActionError(ValueError):
+    """An action that cannot be done on this alert, with a message fit to show."""
+
+
+class Attempt(enum.StrEnum):
+    """What `begin_evaluation_attempt` decided."""
+
+    GO = "go"  # an attempt was counted: evaluate now
+    DONE = "done"  # already evaluated: nothing to do
+    FAILED = "failed"  # given up earlier: left for an admin
+    EXHAUSTED = "exhausted"  # no attempts left: marked failed now
+    MISSING = "missing"  # no such administration
+
+
+def begin_evaluation_attempt(session: Session, administration_id: int, *, max_attempts: int) -> Attempt:
+    """Count one evaluation attempt, in its own transaction before evaluating, so that a crash still counts."""
+    counted = session.execute(
+        update(Administration)
+        .where(
+            Administration.id == administration_id,
+            Administration.evaluated_at.is_(None),
+            Administration.eval_failed_at.is_(None),
+            Administration.eval_attempts < max_attempts,
+        )
+        .values(eval_attempts=Administration.eval_attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if counted.rowcount:  # type: ignore[attr-defined]
+        return Attempt.GO
+    state = session.execute(
+        select(Administration.evaluated_at, Administration.eval_failed_at).where(Administration.id == administration_id)
+    ).one_or_none()
+    if state is None:
+        return Attempt.MISSING
+    if state.evaluated_at is not None:
+        return Attempt.DONE
+    if state.eval_failed_at is not None:
+        return Attempt.FAILED
+    give_up_evaluations(session, max_attempts=max_attempts, administration_id=administration_id)
+    return Attempt.EXHAUSTED
+
+
+def record_evaluation_failure(
+    session: Session, administration_id: int, *, error: str, max_attempts: int, now: datetime | None = None
+) -> bool:
+    """Store why an attempt failed; True when the row has no attempts left and is now marked failed."""
+    session.execute(
+        update(Administration)
+        .where(Administration.id == administration_id, Administration.evaluated_at.is_(None))
+        .values(last_error=error[:500])
+        .execution_options(synchronize_session=False)
+    )
+    return bool(give_up_evaluations(session, max_attempts=max_attempts, administration_id=administration_id, now=now))
+
+
+def give_up_evaluations(
+    session: Session,
+    *,
+    max_attempts: int,
+    administration_id: int | None = None,
+    older_than: datetime | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Mark failed the waiting administrations that used up their attempts; returns how many."""
+    now = now or utcnow()
+    conditions = [
+        Administration.evaluated_at.is_(None),
+        Administration.eval_failed_at.is_(None),
+        Administration.eval_attempts >= max_attempts,
+    ]
+    if administration_id is not None:
+        conditions.append(Administration.id == administration_id)
+    if older_than is not None:
+        conditions.append(Administration.completed_at < older_than)
+    result = session.execute(
+        update(Administration)
+        .where(*conditions)
+        .values(
+            eval_failed_at=now,
+            last_error=func.substr(
+                literal("gave up after repeated failures: ") + func.coalesce(Administration.last_error, ""), 1, 500
+            ),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# What clinicians do about alerts ---------------------------------------------------------------------------------
+
+
+def acknowledge_alert(session: Session, alert: Alert, *, actor: User, ip: str | None = None) -> AlertAction | None:
+    """Mark an open alert as seen; None when it was already acknowledged (a double click changes nothing)."""
+    _refuse_resolved(alert)
+    if alert.status == "acknowledged":
+        return None
+    now = utcnow()
+    alert.status = "acknowledged"
+    alert.acknowledged_at = now
+    alert.acknowledged_by_id = actor.id
+    return _action(session, alert, actor=actor, action="acknowledged", at=now, ip=ip)
+
+
+def add_alert_note(session: Session, alert: Alert, *, actor: User, text: str, ip: str | None = None) -> AlertAction:
+    """Add a clinician's note to an alert."""
+    clean = _text(text, required=True)
+    return _action(session, alert, actor=actor, action="note", text=clean, ip=ip)
+
+
+def record_repair_step(
+    session: Session,
+    alert: Alert,
+    *,
+    actor: User,
+    suggestion_key: str | None = None,
+    text: str | None = None,
+    component: str | None = None,
+    ip: str | None = None,
+) -> AlertAction:
+    """Record a repair step taken: one of the suggestions (by key), free text, or both."""
+    suggestion = None
+    if suggestion_key:
+        suggestion = get_suggestion(suggestion_key)
+        if suggestion is None:
+            raise AlertActionError(f"Unknown repair suggestion {suggestion_key!r}.")
+    clean = _text(text, required=suggestion is None)
+    topic = component or (suggestion.topic if suggestion is not None else None)
+    if topic is not None and topic not in REPAIR_TOPICS:
+        raise AlertActionError(f"Unknown component {topic!r}; choose one of: {', '.join(REPAIR_TOPICS)}.")
+    if alert.status == "open":
+        # Acting on an alert means it has been seen.
+        alert.status = "acknowledged"
+        alert.acknowledged_at = utcnow()
+        alert.acknowledged_by_id = actor.id
+    detail: dict[str, Any] = {"suggestion": suggestion.key} if suggestion is not None else {}
+    return _action(session, alert, actor=actor, action="repair_step", component=topic, text=clean, detail=detail, ip=ip)
+
+
+def resolve_alert(
+    session: Session, alert: Alert, *, actor: User, reason: str, note: str | None = None, ip: str | None = None
+) -> AlertAction:
+    """Close an alert with a reason (repaired, not_a_rupture, client_ended, other)."""
+    _refuse_resolved(alert)
+    if reason not in RESOLUTION_REASONS:
+        raise AlertActionError(f"Unknown reason {reason!r}; choose one of: {', '.join(RESOLUTION_REASONS)}.")
+    clean = _text(note, required=reason == "other")
+    now = utcnow()
+    alert.status = "resolved"
+    alert.resolved_at = now
+    alert.resolved_by_id = actor.id
+    alert.resolution_reason = reason
+    if reason == "repaired" and alert.repaired_at is None:
+        alert.repaired_at = now
+    if alert.acknowledged_at is None:
+        alert.acknowledged_at = now
+        alert.acknowledged_by_id = actor.id
+    return _action(session, alert, actor=actor, action="resolved", text=clean, detail={"reason": reason}, ip=ip, at=now)
+
+
+def _refuse_resolved(alert: Alert) -> None:
+    if alert.status == "resolved":
+        raise AlertActionError("This alert is already resolved.")
+
+
+def _text(value: str | None, *, required: bool) -> str | None:
+    clean = (value or "").strip()
+    if required and not clean:
+        raise AlertActionError("Please write a few words.")
+    if len(clean) > MAX_TEXT:
+        raise AlertActionError(f"Please keep it under {MAX_TEXT} characters.")
+    return clean or None
+
+
+def _action(
+    session: Session,
+    alert: Alert,
+    *,
+    actor: User,
+    action: str,
+    text: str | None = None,
+    component: str | None = None,
+    detail: dict[str, Any] | None = None,
+    ip: str | None = None,
+    at: datetime | None = None,
+) -> AlertAction:
+    row = AlertAction(
+        alert_id=alert.id,
+        at=at or utcnow(),
+        actor_id=actor.id,
+        action=action,
+        component=component,
+        text=text,
+        detail=detail or {},
+    )
+    session.add(row)
+    client_id = session.scalar(select(Episode.client_id).where(Episode.id == alert.episode_id))
+    record_event(
+        session,
+        action=f"alert_{action}",
+        actor_id=actor.id,
+        subject_type="alert",
+        subject_id=alert.id,
+        client_id=client_id,
+        ip=ip,
+        detail={"kind": alert.kind, **({"component": component} if component else {}), **(detail or {})},
+    )
+    session.flush()
+    return row
