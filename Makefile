@@ -46,6 +46,14 @@ bench-submit:
 	@infra/bootstrap.sh test
 	@$(PY) tests/benchmarks/bench_submit.py
 
+bench-alerts:
+	@infra/bootstrap.sh test
+	@$(PY) tests/benchmarks/bench_alerts.py
+
+bench-reconcile:
+	@infra/bootstrap.sh test
+	@$(PY) tests/benchmarks/bench_reconcile.py
+
 bench-report:
 	@infra/bootstrap.sh test
 	@$(PY) tests/benchmarks/bench_report.py

@@ -55,6 +55,19 @@ def _bool(name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
+# Policy values owned by a domain package (which parses and validates them), passed through as text.
+# Environment variable RAPPORT_<KEY upper-cased> fills Settings.extra[key].
+EXTRA_KEYS = (
+    "invite_lead_hours",
+    "reminder_after_hours",
+    "invite_expiry_hours",
+    "kiosk_expiry_minutes",
+    "import_timeout_seconds",
+    "import_max_bytes",
+    "import_allow_private_urls",
+)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting Rapport reads, with local-friendly defaults."""
@@ -197,6 +210,7 @@ def load_settings() -> Settings:
         reconcile_grace_seconds=_int("RAPPORT_RECONCILE_GRACE_SECONDS", defaults.reconcile_grace_seconds),
         max_attempts=_int("RAPPORT_MAX_ATTEMPTS", defaults.max_attempts),
         broker_polling_interval=_float("RAPPORT_BROKER_POLLING_INTERVAL", defaults.broker_polling_interval),
+        extra={key: value for key in EXTRA_KEYS if (value := _env(f"RAPPORT_{key.upper()}")) is not None},
     )
     if settings.sms_backend not in {"outbox", "webhook"}:
         raise ConfigError(f"RAPPORT_SMS_BACKEND must be outbox or webhook, got {settings.sms_backend!r}")

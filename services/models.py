@@ -9,7 +9,7 @@ from services.notifications.models import Notification
 from services.ops.models import Heartbeat, JobRun
 from services.reporting.models import Report
 from services.reviews.models import Review
-from services.surveys.models import Administration, Invitation, Protocol
+from services.surveys.models import Administration, Invitation, InvitationToken, Protocol
 
 __all__ = [
     "Administration",
@@ -23,6 +23,7 @@ __all__ = [
     "Episode",
     "Heartbeat",
     "Invitation",
+    "InvitationToken",
     "JobRun",
     "LoginSession",
     "Notification",

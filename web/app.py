@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     from web.health.views import bp as health_bp
     from web.limiter import limiter
     from web.manager.views import bp as manager_bp
+    from web.reviews.views import bp as reviews_bp
     from web.supervisor.views import bp as supervisor_bp
     from web.survey.views import bp as survey_bp
 
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         frontdesk_bp,
         clinician_bp,
         supervisor_bp,
+        reviews_bp,
         manager_bp,
         admin_bp,
         survey_bp,

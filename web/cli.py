@@ -118,6 +118,54 @@ def reconcile_command() -> None:
     click.echo(" ".join(f"{k}={v}" for k, v in result.items()))
 
 
+@cli.command("health", with_appcontext=False)
+@click.argument("role", type=click.Choice(["worker", "beat", "web"]))
+@click.option("--ping/--no-ping", default=True, show_default=True, help="worker: ask the workers over the broker too.")
+@click.option("--url", default=None, help="web: the site's base URL (default: RAPPORT_BASE_URL).")
+def health_command(role: str, ping: bool, url: str | None) -> None:
+    """Exit 0 when ROLE is healthy, 1 when not (monitoring, container health checks).
+
+    worker: a worker consumed the heartbeat job recently, or answers a Celery ping; beat: the beat holding the lock
+    ticked recently; web: /healthz answers 200.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from services.ops.queries import Health, beat_health, worker_health
+
+    settings = _settings()
+    if role == "web":
+        import urllib.error
+        import urllib.request
+
+        target = f"{(url or settings.base_url).rstrip('/')}/healthz"
+        try:
+            with urllib.request.urlopen(target, timeout=5) as response:  # noqa: S310 - the site's own configured URL
+                verdict = Health(response.status == 200, f"{target} answered {response.status}")
+        except urllib.error.HTTPError as exc:
+            verdict = Health(False, f"{target} answered {exc.code}")
+        except OSError as exc:
+            verdict = Health(False, f"{target} did not answer: {exc}")
+    else:
+        try:
+            with get_database(settings.database_url).session() as session:
+                verdict = worker_health(session) if role == "worker" else beat_health(session)
+        except SQLAlchemyError as exc:
+            verdict = Health(False, f"the database did not answer: {type(exc).__name__}")
+        if role == "worker" and not verdict.ok and ping:
+            from workers.app import configure
+
+            try:
+                replies = configure(settings).control.ping(timeout=2.0) or []
+            except Exception as exc:  # the broker is down: the heartbeat verdict stands
+                replies = []
+                verdict = Health(False, f"{verdict.detail}; the broker did not answer a ping: {type(exc).__name__}")
+            if replies:
+                names = ", ".join(sorted(name for reply in replies for name in reply))
+                verdict = Health(True, f"answered a ping: {names}")
+    click.echo(f"{role}: {'ok' if verdict.ok else 'UNHEALTHY'}: {verdict.detail}")
+    sys.exit(0 if verdict.ok else 1)
+
+
 @cli.group()
 def demo() -> None:
     """The synthetic demo practice."""
@@ -227,6 +275,67 @@ def run_command(host: str, port: int, no_demo: bool) -> None:
                 child.wait()
         click.echo("stopped web, worker and beat")
     sys.exit(exit_code)
+
+
+@cli.group()
+def report() -> None:
+    """Monthly reports."""
+
+
+@report.command("monthly", with_appcontext=False)
+@click.option("--period", required=True, help="The month to report on, YYYY-MM (practice time zone).")
+@click.option("--scope", "scope_text", default="practice", show_default=True, help="practice, team:ID or clinician:ID.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Also write the PDF to this file.",
+)
+def report_monthly(period: str, scope_text: str, out: Path | None) -> None:
+    """Render a monthly report now, in this process, and store it as the worker would (row, file, progress)."""
+    import shutil
+
+    from services.reporting.models import Report
+    from services.reporting.operations import request_report
+    from services.reporting.periods import PeriodError, ReportScope, parse_period
+    from services.reporting.queries import ScopeNotFoundError, scope_label
+    from workers.tasks.reports import Outcome, generate_report
+
+    try:
+        parse_period(period)
+        scope = ReportScope.parse(scope_text)
+    except PeriodError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    settings = _settings()
+    database = get_database(settings.database_url)
+    started = time.perf_counter()
+    try:
+        with database.unit_of_work() as session:
+            label = scope_label(session, scope)
+            row, _queued = request_report(session, scope=scope, period=period)
+            report_id = row.id
+    except ScopeNotFoundError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{label}, {period}: generating report {report_id}", err=True)
+    outcome = generate_report(
+        database, settings, report_id, notify=False, on_progress=lambda p: click.echo(f"  {p}%", err=True)
+    )
+    with database.session() as session:
+        stored = session.get(Report, report_id)
+        assert stored is not None
+        status, error, file_path = stored.status, stored.error, stored.file_path
+        size, sha256 = stored.size_bytes, stored.sha256
+    if outcome is Outcome.SKIPPED:
+        raise click.ClickException(f"report {report_id} is being generated by a worker now ({status}); try later")
+    if outcome is not Outcome.DONE or file_path is None:
+        raise click.ClickException(f"report {report_id} failed: {error or status}")
+    if out is not None:
+        shutil.copyfile(file_path, out)
+    elapsed = time.perf_counter() - started
+    click.echo(
+        f"{file_path} ({size} bytes, sha256 {(sha256 or '')[:16]}) in {elapsed:.1f}s"
+        + (f"; copied to {out}" if out is not None else "")
+    )
 
 
 def main() -> None:

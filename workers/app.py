@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import kombu.pools
 from celery import Celery
 from celery.signals import worker_process_init
 
@@ -92,10 +93,16 @@ def configure(settings: Settings) -> Celery:
     if all(celery_app.conf.get(key) == value for key, value in config.items()):
         return celery_app  # already configured so: keep the live connection pools
     celery_app.conf.update(config)
+    from workers.enqueue import broker_changed, flush_publisher
+
+    flush_publisher()
+    broker_changed()
     pool = getattr(celery_app, "_pool", None)
     if pool is not None:
         pool.force_close_all()
         celery_app._pool = None
         # The producer pool wraps the connection pool just closed: drop it too, or the next publish fails.
         celery_app.amqp._producer_pool = None
+        # kombu keeps a registry of pools per connection; it would hand the closed one back.
+        kombu.pools.reset()  # type: ignore[no-untyped-call]
     return celery_app

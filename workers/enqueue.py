@@ -1,8 +1,18 @@
-"""Enqueue work after the caller's transaction commits. A failed publish only delays work: reconcile re-drives it."""
+"""Enqueue work after the caller's transaction commits, without ever making the caller wait on the broker.
+
+Publishing happens on one background thread per process. A request only puts (task, ids) on an in-process queue
+after its commit and returns. If the broker is down, the publisher logs, stops trying for a short while and drops
+what comes in meanwhile: every task here has a row that says it is pending, so `reconcile` (beat, every minute)
+re-drives it. A lost message delays work; it never loses it.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import queue
+import threading
+import time
 
 from sqlalchemy.orm import Session
 
@@ -10,14 +20,88 @@ from services.db import after_commit
 
 log = logging.getLogger(__name__)
 
+# After a failed publish, skip publishing for this long rather than pay a connection timeout per message.
+BROKER_DOWN_BACKOFF = 5.0
+_STOP = ("", ())
 
-def _publish(task_name: str, *args: int) -> None:
+
+class _Publisher:
+    """One daemon thread per process that hands queued tasks to Celery."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[str, tuple[int, ...]]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._thread: threading.Thread | None = None
+        self._down_until = 0.0
+        self._idle = threading.Event()
+        self._idle.set()
+
+    def submit(self, task_name: str, args: tuple[int, ...]) -> None:
+        """Queue a publish; starts the thread in this process on first use (also after a fork)."""
+        with self._lock:
+            if self._pid != os.getpid() or self._thread is None or not self._thread.is_alive():
+                self._queue = queue.SimpleQueue()
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="rapport-publisher", daemon=True)
+                self._thread.start()
+            self._idle.clear()
+            self._queue.put((task_name, args))
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued so far was published or dropped (tests, CLI commands, shutdown)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._queue.empty() and self._idle.wait(0.05):
+                return True
+            time.sleep(0.01)
+        return False
+
+    def forget_failures(self) -> None:
+        """Publish again at once (the broker configuration changed)."""
+        self._down_until = 0.0
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item == _STOP:
+                return
+            task_name, args = item
+            try:
+                if time.monotonic() < self._down_until:
+                    log.warning("broker recently unreachable: left %s%r to reconcile", task_name, args)
+                    continue
+                _publish_now(task_name, args)
+            except Exception:
+                self._down_until = time.monotonic() + BROKER_DOWN_BACKOFF
+                log.warning("could not publish %s%r; reconcile will re-drive it", task_name, args, exc_info=True)
+            finally:
+                if self._queue.empty():
+                    self._idle.set()
+
+
+def _publish_now(task_name: str, args: tuple[int, ...]) -> None:
     from workers.app import celery_app
 
-    try:
-        celery_app.send_task(task_name, args=list(args))
-    except Exception:
-        log.warning("could not publish %s%r now; reconcile will re-drive it", task_name, args, exc_info=True)
+    celery_app.send_task(task_name, args=list(args))
+
+
+_publisher = _Publisher()
+
+
+def _publish(task_name: str, *args: int) -> None:
+    """Hand a task to the background publisher (returns at once). Tests replace this to record publishes."""
+    _publisher.submit(task_name, args)
+
+
+def flush_publisher(timeout: float = 10.0) -> bool:
+    """Wait for queued publishes to go out; True when the queue drained in time."""
+    return _publisher.flush(timeout)
+
+
+def broker_changed() -> None:
+    """Called when the broker configuration changes: earlier failures say nothing about the new one."""
+    _publisher.forget_failures()
 
 
 def send_notification_after_commit(session: Session, notification_id: int) -> None:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import case, select
+from sqlalchemy import ColumnElement, and_, case, exists, func, literal, select
 from sqlalchemy.orm import Session, selectinload
 
 from services.accounts.models import User
@@ -22,8 +23,13 @@ from services.alerts.evaluation import ALERT_KINDS
 from services.alerts.models import Alert, AlertAction, SignalRecord
 from services.alerts.repair import RepairSuggestion, suggestions_for_evidence
 from services.alerts.summary import describe_signal, summarize_alert
-from services.clients.models import Client, Episode
-from services.clients.queries import episode_scope
+from services.clients.chart import RATE_WITHIN, RATEABLE_STATUSES
+from services.clients.models import Appointment, Client, Episode
+from services.clients.queries import DEFAULT_PER_PAGE, MAX_PER_PAGE, Page, episode_scope
+from services.db import utcnow
+from services.measures import all_instruments
+from services.signals import LOW_ALLIANCE
+from services.surveys.models import Administration
 
 # Risk first, then alliance, then outcome (issue 5: what a clinician should look at first).
 _KIND_RANK = case({kind: rank for rank, kind in enumerate(ALERT_KINDS)}, value=Alert.kind, else_=len(ALERT_KINDS))
@@ -158,3 +164,247 @@ def evidence_lines(entries: Sequence[dict[str, Any]], *, language: str = "en") -
             )
         )
     return lines
+
+
+# Paginated alert lists (the alerts page and the API) --------------------------------------------------------------
+
+ALERT_STATUSES = ("open", "acknowledged", "resolved")
+
+
+def list_alerts_page(
+    session: Session,
+    user: User,
+    *,
+    status: str | None = None,
+    kind: str | None = None,
+    active_only: bool = False,
+    page: int = 1,
+    per_page: int = DEFAULT_PER_PAGE,
+) -> Page[AlertListItem]:
+    """Alerts user may see, filtered by status and kind, one page at a time (two queries).
+
+    Unresolved first (risk, then alliance, then outcome; newest first within a kind), then resolved ones, newest
+    resolution first. Unknown status or kind values match nothing; the caller validates them.
+    """
+    per_page = min(max(per_page, 1), MAX_PER_PAGE)
+    page = max(page, 1)
+    conditions: list[ColumnElement[bool]] = [episode_scope(user)]
+    if status is not None:
+        conditions.append(Alert.status == status)
+    if active_only:
+        conditions.append(Alert.status != "resolved")
+    if kind is not None:
+        conditions.append(Alert.kind == kind)
+    where = and_(*conditions)
+    base = (
+        select(Alert, Client.id, Client.code, Client.first_name, Client.last_name, Episode.id, Episode.clinician_id)
+        .join(Episode, Episode.id == Alert.episode_id)
+        .join(Client, Client.id == Episode.client_id)
+        .where(where)
+    )
+    total = session.scalar(select(func.count(Alert.id)).join(Episode, Episode.id == Alert.episode_id).where(where)) or 0
+    resolved_last = case((Alert.status == "resolved", 1), else_=0)
+    rows = session.execute(
+        base.order_by(
+            resolved_last,
+            case((Alert.status == "resolved", 0), else_=_KIND_RANK),
+            func.coalesce(Alert.resolved_at, Alert.opened_at).desc(),
+            Alert.id.desc(),
+        )
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    )
+    items = [
+        AlertListItem(
+            alert=alert,
+            client_id=client_id,
+            client_code=code,
+            client_name=f"{first} {last}",
+            episode_id=episode_id,
+            clinician_id=clinician_id,
+        )
+        for alert, client_id, code, first, last, episode_id, clinician_id in rows
+    ]
+    return Page(items=items, total=total, page=page, per_page=per_page)
+
+
+# The caseload with a status per client ---------------------------------------------------------------------------
+
+# Status of a caseload row, most urgent first: an open risk alert (red), an open alliance or outcome alert (amber),
+# the last Partnership Check below the low cutoff (a prompt to talk about the partnership; never an alert), or ok.
+CASELOAD_STATUSES = ("risk", "alliance", "outcome", "partnership", "ok")
+
+
+@dataclass(frozen=True)
+class CaseloadStatusRow:
+    """One open episode on a caseload page, with its status colour and what the clinician can do next."""
+
+    client_id: int
+    code: str
+    first_name: str
+    last_name: str
+    episode_id: int
+    clinician_id: int
+    clinician_name: str
+    started_on: date
+    last_measure_at: datetime | None
+    open_alerts: int
+    top_alert_kind: str | None
+    low_alliance: bool
+    next_appointment_at: datetime | None
+    # The latest session of the last two weeks, when the clinician has not rated the partnership for it yet.
+    rate_appointment_id: int | None
+
+    @property
+    def status(self) -> str:
+        """risk, alliance, outcome, partnership or ok."""
+        if self.top_alert_kind in ("risk", "alliance", "outcome"):
+            return self.top_alert_kind
+        return "partnership" if self.low_alliance else "ok"
+
+    @property
+    def colour(self) -> str:
+        """red, amber, prompt or ok: what the row's status looks like."""
+        return {"risk": "red", "alliance": "amber", "outcome": "amber", "partnership": "prompt"}.get(self.status, "ok")
+
+
+def _kind_of_rank(rank: int | None) -> str | None:
+    return ALERT_KINDS[int(rank)] if rank is not None and 0 <= int(rank) < len(ALERT_KINDS) else None
+
+
+def _codes(kind: str) -> list[str]:
+    return [instrument.code for instrument in all_instruments() if instrument.kind == kind]
+
+
+def caseload_page(
+    session: Session,
+    user: User,
+    *,
+    page: int = 1,
+    per_page: int = DEFAULT_PER_PAGE,
+    now: datetime | None = None,
+) -> Page[CaseloadStatusRow]:
+    """Open episodes user may see, most urgent status first, then by client name: two queries whatever the size.
+
+    A clinician sees their own caseload and a supervisor their team's (`episode_scope`).
+    """
+    per_page = min(max(per_page, 1), MAX_PER_PAGE)
+    page = max(page, 1)
+    now = now or utcnow()
+    where = and_(episode_scope(user), Episode.ended_on.is_(None))
+    total = session.scalar(select(func.count(Episode.id)).where(where)) or 0
+
+    last_measure = (
+        select(func.max(Administration.completed_at))
+        .where(Administration.episode_id == Episode.id, Administration.respondent == "client")
+        .correlate(Episode)
+        .scalar_subquery()
+    )
+    open_alerts = (
+        select(func.count(Alert.id))
+        .where(Alert.episode_id == Episode.id, Alert.status != "resolved")
+        .correlate(Episode)
+        .scalar_subquery()
+    )
+    top_rank = (
+        select(func.min(_KIND_RANK))
+        .where(Alert.episode_id == Episode.id, Alert.status != "resolved")
+        .correlate(Episode)
+        .scalar_subquery()
+    )
+    latest_alliance = (
+        select(Administration.id)
+        .where(Administration.episode_id == Episode.id, Administration.instrument_code.in_(_codes("alliance")))
+        .order_by(Administration.completed_at.desc(), Administration.id.desc())
+        .limit(1)
+        .correlate(Episode)
+        .scalar_subquery()
+    )
+    low_alliance = exists(
+        select(SignalRecord.id).where(
+            SignalRecord.administration_id == latest_alliance, SignalRecord.kind == LOW_ALLIANCE
+        )
+    ).correlate(Episode)
+    next_appointment = (
+        select(func.min(Appointment.starts_at))
+        .where(Appointment.episode_id == Episode.id, Appointment.status == "scheduled", Appointment.starts_at >= now)
+        .correlate(Episode)
+        .scalar_subquery()
+    )
+    last_session = (
+        select(Appointment.id)
+        .where(
+            Appointment.episode_id == Episode.id,
+            Appointment.status.in_(RATEABLE_STATUSES),
+            Appointment.starts_at <= now,
+            Appointment.starts_at >= now - RATE_WITHIN,
+        )
+        .order_by(Appointment.starts_at.desc(), Appointment.id.desc())
+        .limit(1)
+        .correlate(Episode)
+        .scalar_subquery()
+    )
+    rated = exists(
+        select(Administration.id).where(
+            Administration.appointment_id == last_session,
+            Administration.instrument_code.in_(_codes("therapist_alliance")),
+        )
+    ).correlate(Episode)
+    rate_appointment = case((rated, literal(None)), else_=last_session)
+    status_rank = case(
+        (top_rank.is_not(None), top_rank),
+        (low_alliance, len(ALERT_KINDS)),
+        else_=len(ALERT_KINDS) + 1,
+    )
+    stmt = (
+        select(
+            Client.id,
+            Client.code,
+            Client.first_name,
+            Client.last_name,
+            Episode.id,
+            Episode.clinician_id,
+            User.name,
+            Episode.started_on,
+            last_measure.label("last_measure_at"),
+            open_alerts.label("open_alerts"),
+            top_rank.label("top_rank"),
+            low_alliance.label("low_alliance"),
+            next_appointment.label("next_appointment_at"),
+            rate_appointment.label("rate_appointment_id"),
+        )
+        .join(Client, Client.id == Episode.client_id)
+        .join(User, User.id == Episode.clinician_id)
+        .where(where)
+        .order_by(status_rank, Client.last_name, Client.first_name, Episode.id)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    )
+    items = [
+        CaseloadStatusRow(
+            client_id=row[0],
+            code=row[1],
+            first_name=row[2],
+            last_name=row[3],
+            episode_id=row[4],
+            clinician_id=row[5],
+            clinician_name=row[6],
+            started_on=row[7],
+            last_measure_at=row.last_measure_at,
+            open_alerts=int(row.open_alerts or 0),
+            top_alert_kind=_kind_of_rank(row.top_rank),
+            low_alliance=bool(row.low_alliance),
+            next_appointment_at=row.next_appointment_at,
+            rate_appointment_id=row.rate_appointment_id,
+        )
+        for row in session.execute(stmt)
+    ]
+    return Page(items=items, total=total, page=page, per_page=per_page)
+
+
+def actor_names(session: Session, user_ids: Sequence[int | None]) -> dict[int, str]:
+    """Names of the staff who acted on an alert, by id (one query)."""
+    wanted = sorted({user_id for user_id in user_ids if user_id is not None})
+    if not wanted:
+        return {}
+    return {user_id: name for user_id, name in session.execute(select(User.id, User.name).where(User.id.in_(wanted)))}

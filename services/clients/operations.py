@@ -1,16 +1,23 @@
-"""Client verbs: enrol a client, open an episode of care. They flush; the caller commits."""
+"""Client verbs: enrol a client, open an episode, add, move, cancel and check in appointments. They flush; the caller
+commits."""
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Sequence
-from datetime import date
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.accounts.models import Role, User
-from services.clients.models import Client, Episode
+from services.clients.models import Appointment, Client, Episode
+from services.db import utcnow
+from services.surveys.invitations import cancel_invitations, reschedule_invitations
+from services.surveys.policy import InvitationPolicy
+from services.surveys.protocols import get_protocol
 
 # No look-alike characters (0/O, 1/I/L, 2/Z, 5/S, 8/B), so a code read aloud or copied by hand survives.
 CODE_ALPHABET = "ACDEFGHJKMNPQRTUVWXY34679"
@@ -19,6 +26,13 @@ LANGUAGES = ("en", "es")
 MAX_GOALS = 3
 MAX_GOAL_LENGTH = 300
 CLINICAL_ROLES = (Role.CLINICIAN.value, Role.SUPERVISOR.value)
+_PHONE = re.compile(r"^\+?[0-9 ()\-]{3,40}$")
+MAX_APPOINTMENT = timedelta(hours=8)
+MAX_SOURCE_LENGTH = 20
+MAX_EXTERNAL_ID_LENGTH = 200
+# Check-in is for today's appointments: from this long before the start to this long after the end.
+CHECK_IN_BEFORE = timedelta(hours=12)
+CHECK_IN_AFTER = timedelta(hours=2)
 
 
 class ClientError(ValueError):
@@ -47,6 +61,55 @@ def _clean_name(value: str, what: str) -> str:
     return value
 
 
+@dataclass(frozen=True)
+class ContactDetails:
+    """A client's cleaned name, contacts, language and consent."""
+
+    first_name: str
+    last_name: str
+    email: str | None
+    phone: str | None
+    language: str
+    consent_email: bool
+    consent_sms: bool
+
+
+def clean_contact_details(
+    *,
+    first_name: str,
+    last_name: str,
+    email: str | None = None,
+    phone: str | None = None,
+    language: str = "en",
+    consent_email: bool = False,
+    consent_sms: bool = False,
+) -> ContactDetails:
+    """Validate and normalise what the front desk enters about a client (raises ClientError)."""
+    email = (email or "").strip().lower() or None
+    phone = " ".join((phone or "").split()) or None
+    if email is not None and (
+        "@" not in email or email.startswith("@") or email.endswith("@") or len(email) > 254 or " " in email
+    ):
+        raise ClientError(f"{email!r} is not a valid email address.")
+    if phone is not None and (len(phone) > 40 or not _PHONE.match(phone)):
+        raise ClientError("The phone number may hold only digits, spaces, +, -, ( and ), at most 40 characters.")
+    if language not in LANGUAGES:
+        raise ClientError(f"Unknown language {language!r}; choose one of: {', '.join(LANGUAGES)}.")
+    if consent_email and email is None:
+        raise ClientError("Consent to email needs an email address.")
+    if consent_sms and phone is None:
+        raise ClientError("Consent to text messages needs a phone number.")
+    return ContactDetails(
+        first_name=_clean_name(first_name, "first name"),
+        last_name=_clean_name(last_name, "last name"),
+        email=email,
+        phone=phone,
+        language=language,
+        consent_email=consent_email,
+        consent_sms=consent_sms,
+    )
+
+
 def create_client(
     session: Session,
     *,
@@ -59,29 +122,48 @@ def create_client(
     consent_sms: bool = False,
 ) -> Client:
     """Enrol a client under a newly generated pseudonymous code."""
-    email = (email or "").strip().lower() or None
-    phone = " ".join((phone or "").split()) or None
-    if email is not None and ("@" not in email or email.startswith("@") or email.endswith("@") or len(email) > 254):
-        raise ClientError(f"{email!r} is not a valid email address.")
-    if phone is not None and len(phone) > 40:
-        raise ClientError("The phone number is longer than 40 characters.")
-    if language not in LANGUAGES:
-        raise ClientError(f"Unknown language {language!r}; choose one of: {', '.join(LANGUAGES)}.")
-    if consent_email and email is None:
-        raise ClientError("Consent to email needs an email address.")
-    if consent_sms and phone is None:
-        raise ClientError("Consent to text messages needs a phone number.")
-    client = Client(
-        code=_unique_code(session),
-        first_name=_clean_name(first_name, "first name"),
-        last_name=_clean_name(last_name, "last name"),
+    details = clean_contact_details(
+        first_name=first_name,
+        last_name=last_name,
         email=email,
         phone=phone,
         language=language,
         consent_email=consent_email,
         consent_sms=consent_sms,
     )
+    client = Client(code=_unique_code(session), **asdict(details))
     session.add(client)
+    session.flush()
+    return client
+
+
+def update_client(
+    session: Session,
+    *,
+    client_id: int,
+    first_name: str,
+    last_name: str,
+    email: str | None = None,
+    phone: str | None = None,
+    language: str = "en",
+    consent_email: bool = False,
+    consent_sms: bool = False,
+) -> Client:
+    """Correct a client's name, contacts, language or consent (withdrawn consent stops messages on that channel)."""
+    client = session.get(Client, client_id)
+    if client is None:
+        raise ClientError("No such client.")
+    details = clean_contact_details(
+        first_name=first_name,
+        last_name=last_name,
+        email=email,
+        phone=phone,
+        language=language,
+        consent_email=consent_email,
+        consent_sms=consent_sms,
+    )
+    for name, value in asdict(details).items():
+        setattr(client, name, value)
     session.flush()
     return client
 
@@ -104,6 +186,8 @@ def open_episode(
     clinician = session.get(User, clinician_id)
     if clinician is None or not clinician.active or clinician.role not in CLINICAL_ROLES:
         raise ClientError("Choose an active clinician or supervisor for the episode.")
+    if get_protocol(session, protocol_code) is None:
+        raise ClientError(f"Unknown measurement protocol {protocol_code!r}.")
     cleaned = [" ".join(goal.split()) for goal in goals]
     cleaned = [goal for goal in cleaned if goal]
     if len(cleaned) > MAX_GOALS:
@@ -131,3 +215,115 @@ def open_episode(
     session.add(episode)
     session.flush()
     return episode
+
+
+def _check_times(starts_at: datetime, ends_at: datetime) -> None:
+    if starts_at.tzinfo is None or ends_at.tzinfo is None:
+        raise ClientError("Appointment times need a time zone.")
+    if ends_at <= starts_at:
+        raise ClientError("An appointment must end after it starts.")
+    if ends_at - starts_at > MAX_APPOINTMENT:
+        raise ClientError("An appointment lasts at most 8 hours.")
+
+
+def add_appointment(
+    session: Session,
+    *,
+    episode_id: int,
+    starts_at: datetime,
+    ends_at: datetime,
+    source: str = "manual",
+    external_id: str | None = None,
+) -> Appointment:
+    """Add a scheduled appointment to an open episode (an imported one carries its calendar's id)."""
+    episode = session.get(Episode, episode_id)
+    if episode is None:
+        raise ClientError("No such episode.")
+    if episode.ended_on is not None:
+        raise ClientError("This episode has ended; open a new one to add appointments.")
+    if episode.client.archived_at is not None:
+        raise ClientError("This client is archived.")
+    _check_times(starts_at, ends_at)
+    source = source.strip()
+    if not source or len(source) > MAX_SOURCE_LENGTH:
+        raise ClientError(f"The source is 1 to {MAX_SOURCE_LENGTH} characters.")
+    external_id = (external_id or "").strip() or None
+    if external_id is not None:
+        if len(external_id) > MAX_EXTERNAL_ID_LENGTH:
+            raise ClientError(f"The calendar id is longer than {MAX_EXTERNAL_ID_LENGTH} characters.")
+        taken = session.scalar(
+            select(Appointment.id).where(Appointment.source == source, Appointment.external_id == external_id)
+        )
+        if taken is not None:
+            raise ClientError("An appointment with this calendar id already exists.")
+    appointment = Appointment(
+        episode_id=episode.id,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        status="scheduled",
+        source=source,
+        external_id=external_id,
+    )
+    session.add(appointment)
+    session.flush()
+    return appointment
+
+
+def _appointment(session: Session, appointment_id: int) -> Appointment:
+    appointment = session.get(Appointment, appointment_id)
+    if appointment is None:
+        raise ClientError("No such appointment.")
+    return appointment
+
+
+def reschedule_appointment(
+    session: Session,
+    *,
+    appointment_id: int,
+    starts_at: datetime,
+    ends_at: datetime,
+    policy: InvitationPolicy | None = None,
+) -> Appointment:
+    """Move a scheduled appointment; its invitations move with it."""
+    appointment = _appointment(session, appointment_id)
+    if appointment.status != "scheduled":
+        raise ClientError("Only a scheduled appointment can be moved.")
+    _check_times(starts_at, ends_at)
+    if (appointment.starts_at, appointment.ends_at) == (starts_at, ends_at):
+        return appointment
+    appointment.starts_at, appointment.ends_at = starts_at, ends_at
+    appointment.checked_in_at = None
+    session.flush()
+    reschedule_invitations(session, appointment, policy=policy or InvitationPolicy())
+    return appointment
+
+
+def cancel_appointment(
+    session: Session, *, appointment_id: int, reason: str = "appointment cancelled", now: datetime | None = None
+) -> Appointment:
+    """Cancel an appointment and every invitation of it not yet answered (a repeat is harmless)."""
+    appointment = _appointment(session, appointment_id)
+    if appointment.status == "cancelled":
+        return appointment
+    if appointment.status != "scheduled":
+        raise ClientError("This appointment already took place or was missed; it cannot be cancelled.")
+    appointment.status = "cancelled"
+    appointment.checked_in_at = None
+    appointment.detail = {**appointment.detail, "cancel_reason": reason[:200]}
+    session.flush()
+    cancel_invitations(session, appointment_id=appointment.id, reason=reason, now=now)
+    return appointment
+
+
+def check_in_appointment(session: Session, *, appointment_id: int, now: datetime | None = None) -> Appointment:
+    """Record that the client has arrived for today's appointment (the kiosk needs it)."""
+    now = now or utcnow()
+    appointment = _appointment(session, appointment_id)
+    if appointment.status != "scheduled":
+        raise ClientError("Only a scheduled appointment can be checked in.")
+    if not (appointment.starts_at - CHECK_IN_BEFORE <= now <= appointment.ends_at + CHECK_IN_AFTER):
+        raise ClientError("Clients can be checked in only on the day of their appointment.")
+    if appointment.checked_in_at is None:
+        appointment.checked_in_at = now
+        session.flush()
+    return appointment

@@ -29,7 +29,7 @@ from services.accounts.models import Role, User
 from services.alerts.models import Alert
 from services.clients.models import Appointment, Client, Episode
 from services.db import utcnow
-from services.surveys.models import Administration
+from services.surveys.models import Administration, Invitation
 
 T = TypeVar("T")
 
@@ -361,3 +361,115 @@ def practice_summary(session: Session, *, now: datetime | None = None) -> Practi
         measures_last_30_days=measures or 0,
         open_alerts_by_kind=by_kind,
     )
+
+
+def list_clinicians(session: Session) -> list[User]:
+    """Active staff who can hold an episode (clinicians and supervisors), by name."""
+    return list(
+        session.scalars(
+            select(User)
+            .where(User.active.is_(True), User.role.in_([Role.CLINICIAN.value, Role.SUPERVISOR.value]))
+            .order_by(User.name, User.id)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class AppointmentRow:
+    """An appointment as the front desk's day list shows it: who, when, with whom, and the survey states."""
+
+    appointment: Appointment
+    client_id: int
+    client_code: str
+    first_name: str
+    last_name: str
+    clinician_name: str
+    episode_open: bool
+    # Invitation status per phase ("pre", "post"), when there is one: whether it was answered, never a score.
+    invitations: dict[str, str]
+
+
+def list_appointments(
+    session: Session,
+    user: User,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    episode_id: int | None = None,
+    client_id: int | None = None,
+    status: str | None = None,
+    page: int = 1,
+    per_page: int = DEFAULT_PER_PAGE,
+) -> Page[AppointmentRow]:
+    """Appointments of the clients user may see, by start time, filtered by period, episode, client or status."""
+    per_page = min(max(per_page, 1), MAX_PER_PAGE)
+    page = max(page, 1)
+    conditions: list[ColumnElement[bool]] = [client_scope(user)]
+    if user.role != Role.FRONT_DESK:
+        conditions.append(episode_scope(user))
+    if start is not None:
+        conditions.append(Appointment.starts_at >= start)
+    if end is not None:
+        conditions.append(Appointment.starts_at < end)
+    if episode_id is not None:
+        conditions.append(Appointment.episode_id == episode_id)
+    if client_id is not None:
+        conditions.append(Episode.client_id == client_id)
+    if status is not None:
+        conditions.append(Appointment.status == status)
+    base = (
+        select(Appointment, Client.id, Client.code, Client.first_name, Client.last_name, User.name, Episode.ended_on)
+        .join(Episode, Episode.id == Appointment.episode_id)
+        .join(Client, Client.id == Episode.client_id)
+        .join(User, User.id == Episode.clinician_id)
+        .where(and_(*conditions))
+    )
+    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
+    rows = session.execute(
+        base.order_by(Appointment.starts_at, Appointment.id).limit(per_page).offset((page - 1) * per_page)
+    ).all()
+    ids = [row[0].id for row in rows]
+    states: dict[int, dict[str, str]] = {i: {} for i in ids}
+    if ids:
+        for appointment_id, phase, invitation_status in session.execute(
+            select(Invitation.appointment_id, Invitation.phase, Invitation.status).where(
+                Invitation.appointment_id.in_(ids)
+            )
+        ):
+            if appointment_id is not None:
+                states[appointment_id][phase] = invitation_status
+    items = [
+        AppointmentRow(
+            appointment=appointment,
+            client_id=cid,
+            client_code=code,
+            first_name=first,
+            last_name=last,
+            clinician_name=clinician,
+            episode_open=ended_on is None,
+            invitations=states[appointment.id],
+        )
+        for appointment, cid, code, first, last, clinician, ended_on in rows
+    ]
+    return Page(items=items, total=total, page=page, per_page=per_page)
+
+
+def get_appointment_for(session: Session, user: User, appointment_id: int) -> Appointment | None:
+    """The appointment if user may see its client (and, for clinical roles, its episode), else None."""
+    conditions: list[ColumnElement[bool]] = [Appointment.id == appointment_id, client_scope(user)]
+    if user.role != Role.FRONT_DESK:
+        conditions.append(episode_scope(user))
+    return session.scalar(
+        select(Appointment)
+        .join(Episode, Episode.id == Appointment.episode_id)
+        .join(Client, Client.id == Episode.client_id)
+        .where(*conditions)
+    )
+
+
+def get_episode_for(session: Session, user: User, episode_id: int) -> Episode | None:
+    """The episode if user may see its client (and, for clinical roles, the episode itself), else None."""
+    conditions: list[ColumnElement[bool]] = [Episode.id == episode_id, client_scope(user)]
+    if user.role != Role.FRONT_DESK:
+        conditions.append(episode_scope(user))
+    return session.scalar(select(Episode).join(Client, Client.id == Episode.client_id).where(*conditions))

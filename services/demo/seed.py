@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 from collections.abc import Sequence
@@ -24,7 +23,10 @@ from services.demo.trajectories import ClientCourse, client_course, outcome_item
 from services.measures import load_instrument, score_administration
 from services.signals import DEFAULT_SETTINGS
 from services.surveys.administrations import score_to_json
-from services.surveys.models import Administration, Invitation, Protocol
+from services.surveys.invitations import dispatch_invitations
+from services.surveys.models import Administration, Invitation
+from services.surveys.policy import InvitationPolicy
+from services.surveys.protocols import ensure_default_protocols
 
 DEMO_PASSWORD = "rapport-demo"  # noqa: S105 - the published password of the local demo accounts
 DEMO_DOMAIN = "demo.rapport.test"
@@ -67,23 +69,6 @@ class SeedSummary:
         )
 
 
-def _ensure_protocol(session: Session) -> None:
-    if session.scalar(select(func.count()).select_from(Protocol)):
-        return
-    session.add(
-        Protocol(
-            code="standard",
-            name="Standard: PHQ-9 and GAD-7 before, Partnership Check after",
-            pre_session=[PHQ9, GAD7, GOALS],
-            post_session=[PARTNERSHIP],
-            is_default=True,
-        )
-    )
-    session.add(
-        Protocol(code="alliance_only", name="Partnership Check only", pre_session=[], post_session=[PARTNERSHIP])
-    )
-
-
 def _staff(session: Session, rng: random.Random, clinicians: int) -> tuple[list[User], int]:
     password_hash = hash_password(DEMO_PASSWORD)  # one hash for every demo account keeps seeding quick
     n_teams = max(1, math.ceil(clinicians / CLINICIANS_PER_TEAM))
@@ -124,10 +109,6 @@ def _session_times(start: date, count: int, tz: ZoneInfo, rng: random.Random) ->
     hour = rng.choice([9, 10, 11, 13, 14, 15, 16, 17])
     first = datetime.combine(start, time(hour, 0), tzinfo=tz)
     return [(first + timedelta(weeks=w)).astimezone(UTC) for w in range(count)]
-
-
-def _token_hash(rng: random.Random) -> str:
-    return hashlib.sha256(rng.getrandbits(256).to_bytes(32, "big")).hexdigest()
 
 
 def _answers(code: str, course: ClientCourse, t: int, rng: random.Random) -> dict[str, Any]:
@@ -179,7 +160,7 @@ def seed_demo(
             raise DemoError("this database already has clients; the demo seeds only an empty practice")
         if session.scalar(select(func.count()).select_from(User).where(User.email.like(f"%@{DEMO_DOMAIN}"))):
             raise DemoError("demo accounts already exist in this database")
-        _ensure_protocol(session)
+        ensure_default_protocols(session)
         clinician_users, n_teams = _staff(session, rng, n_clinicians)
         staff_count = session.scalar(select(func.count()).select_from(User)) or 0
     clinician_ids = [u.id for u in clinician_users]
@@ -193,6 +174,9 @@ def seed_demo(
             )
         for key, value in counts.items():
             totals[key] += value
+    with database.unit_of_work() as session:
+        # Upcoming sessions get their invitations now, as the every-minute job would (sent by the worker).
+        dispatch_invitations(session, policy=InvitationPolicy(), now=now)
     return SeedSummary(teams=n_teams, staff=staff_count, clients=clients, **totals)
 
 
@@ -299,7 +283,6 @@ def _seed_batch(
                     "phase": phase,
                     "instruments": [PHQ9, GAD7, GOALS] if phase == "pre" else [PARTNERSHIP],
                     "channel": channel,
-                    "token_hash": _token_hash(rng),
                     "status": "completed" if completed else "expired",
                     "due_at": sent_at,
                     "expires_at": sent_at + timedelta(days=3),

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.orm import Session
 
 from services.config import Settings
 from services.db import Database
@@ -24,16 +28,49 @@ class Outcome(enum.StrEnum):
     FAILED = "failed"
 
 
+# Values a template needs that may exist only at send time (a survey link whose raw token is never stored).
+ContextBuilder = Callable[[Session, Settings, Notification], dict[str, Any]]
+_context_builders: dict[str, ContextBuilder] = {}
+
+
+class SkipDelivery(Exception):
+    """Raised by a context builder when the message must not go out any more (its reason is recorded)."""
+
+
+def register_context_builder(template: str, builder: ContextBuilder) -> None:
+    """Have builder add values to every message of template, inside the transaction that claims it."""
+    _context_builders[template] = builder
+
+
 def deliver_notification(database: Database, settings: Settings, notification_id: int) -> Outcome:
     """Deliver a notification at most once per claim; safe to call any number of times."""
+    build_error: Exception | None = None
     with database.unit_of_work() as session:
         if not claim_notification(session, notification_id):
             return Outcome.SKIPPED
         row = session.get(Notification, notification_id)
         assert row is not None
         values = {"practice": settings.practice_name, **row.context}
+        builder = _context_builders.get(row.template)
+        if builder is not None:
+            try:
+                with session.begin_nested():
+                    values.update(builder(session, settings, row))
+            except SkipDelivery as exc:
+                row.status, row.last_error = "cancelled", str(exc)[:500]
+                log.info("notification %s not sent: %s", notification_id, exc)
+                return Outcome.SKIPPED
+            except Exception as exc:
+                build_error = exc  # recorded below, once the claim (and its attempt) is committed
         language = str(row.context.get("language", "en"))
         channel, to_address, template = row.channel, row.to_address, row.template
+    if build_error is not None:
+        with database.unit_of_work() as session:
+            status = mark_attempt_failed(
+                session, notification_id, error=repr(build_error), retry=True, max_attempts=settings.max_attempts
+            )
+        log.error("notification %s: building its values failed (%s): %r", notification_id, status, build_error)
+        return Outcome.RETRY if status == "pending" else Outcome.FAILED
     try:
         subject, body = render_message(template, values, language=language)
         message = OutgoingMessage(notification_id, to_address, subject, body)

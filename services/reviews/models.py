@@ -17,7 +17,11 @@ class Review(Base):
     """A supervisor's look at a case, with an owner, a due date and an outcome."""
 
     __tablename__ = "reviews"
-    __table_args__ = (Index("ix_reviews_reviewer_due", "reviewer_id", "status", "due_at"),)
+    __table_args__ = (
+        Index("ix_reviews_reviewer_due", "reviewer_id", "status", "due_at"),
+        # The reminder pass reads open reviews by due time.
+        Index("ix_reviews_status_due", "status", "due_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Natural key, e.g. "unrepaired:alert:12": makes opening a review idempotent.
@@ -34,7 +38,9 @@ class Review(Base):
     reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     overdue_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    completed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     outcome: Mapped[str | None] = mapped_column(String(30))
+    # {"trigger": what opened it (numbers, no free text)} and, once completed, the review form's answers.
     form: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     follow_up_on: Mapped[date | None] = mapped_column(Date)
 

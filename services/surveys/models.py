@@ -26,7 +26,7 @@ class Protocol(Base):
 
 
 class Invitation(Base):
-    """A request to answer some instruments, reached through a single-use token link."""
+    """A request to answer some instruments, reached through token links (InvitationToken); submitted once."""
 
     __tablename__ = "invitations"
     __table_args__ = (
@@ -43,7 +43,6 @@ class Invitation(Base):
     instruments: Mapped[list[str]] = mapped_column(JSON, default=list)
     # email, sms, kiosk, link
     channel: Mapped[str] = mapped_column(String(8))
-    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     # scheduled, sent, opened, started, completed, cancelled, expired, failed
     status: Mapped[str] = mapped_column(String(10), default="scheduled")
     due_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -62,6 +61,21 @@ class Invitation(Base):
 
     episode: Mapped[Episode] = relationship()
     appointment: Mapped[Appointment | None] = relationship()
+
+
+class InvitationToken(Base):
+    """One link to an invitation: only the SHA-256 of the raw token is stored; an invitation may have several."""
+
+    __tablename__ = "invitation_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invitation_id: Mapped[int] = mapped_column(ForeignKey("invitations.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # email, sms, kiosk, link or reminder: which hand-out minted this link
+    purpose: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    invitation: Mapped[Invitation] = relationship()
 
 
 class Administration(Base):

@@ -1,17 +1,13 @@
-"""Read-only queries for the admin pages (candidates for services/ops/queries.py once that module exists)."""
+"""Read-only queries for the admin's users page (the operations page reads services.ops.queries)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.accounts.models import Team, User
-from services.notifications.models import Notification
-from services.ops.models import Heartbeat
-from services.reporting.models import Report
-from services.surveys.models import Administration
 
 
 @dataclass(frozen=True)
@@ -33,46 +29,3 @@ def list_users(session: Session) -> list[UserRow]:
 def team_names(session: Session) -> list[str]:
     """Names of existing teams (suggestions for the create-user form)."""
     return list(session.scalars(select(Team.name).order_by(Team.name)))
-
-
-@dataclass(frozen=True)
-class OperationsStatus:
-    """What is waiting on the workers, and when they last said they were alive."""
-
-    pending_notifications: int
-    failed_notifications: int
-    unevaluated_administrations: int
-    failed_evaluations: int
-    pending_reports: int
-    heartbeats: list[Heartbeat]
-
-
-def operations_status(session: Session) -> OperationsStatus:
-    """Counts of outbox, evaluation and report work still to do, and worker heartbeats."""
-    by_status: dict[str, int] = {
-        status: count
-        for status, count in session.execute(
-            select(Notification.status, func.count())
-            .where(Notification.status.in_(["pending", "sending", "failed"]))
-            .group_by(Notification.status)
-        )
-    }
-    unevaluated = session.scalar(
-        select(func.count())
-        .select_from(Administration)
-        .where(Administration.evaluated_at.is_(None), Administration.eval_failed_at.is_(None))
-    )
-    failed_evaluations = session.scalar(
-        select(func.count()).select_from(Administration).where(Administration.eval_failed_at.is_not(None))
-    )
-    pending_reports = session.scalar(
-        select(func.count()).select_from(Report).where(Report.status.in_(["pending", "running"]))
-    )
-    return OperationsStatus(
-        pending_notifications=by_status.get("pending", 0) + by_status.get("sending", 0),
-        failed_notifications=by_status.get("failed", 0),
-        unevaluated_administrations=unevaluated or 0,
-        failed_evaluations=failed_evaluations or 0,
-        pending_reports=pending_reports or 0,
-        heartbeats=list(session.scalars(select(Heartbeat).order_by(Heartbeat.role, Heartbeat.name))),
-    )

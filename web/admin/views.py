@@ -11,14 +11,17 @@ from services.accounts.operations import AccountError, create_user
 from services.accounts.passwords import WeakPasswordError
 from services.audit.operations import record_event
 from services.notifications.operations import queue_notification
+from services.ops.queries import operations_view
 from web.access import allow
 from web.admin.forms import CreateUserForm
-from web.admin.queries import list_users, operations_status, team_names
+from web.admin.queries import list_users, team_names
 from web.app import current_settings
 from web.limiter import client_ip
 from web.login import current_account
 from web.request_db import commit, db_session
 from workers.enqueue import send_notification_after_commit
+from workers.schedule import scheduled_jobs
+from workers.tasks.ops import queue_depth
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -73,11 +76,14 @@ def new_user() -> Response | tuple[str, int]:
 @bp.get("/operations")
 @allow(Role.ADMIN)
 def operations() -> str:
-    """Work waiting on the workers, their heartbeats, and a test email."""
+    """The broker's queue, work waiting and since when, the scheduler's runs, heartbeats, failures, a test email."""
     settings = current_settings()
+    view = operations_view(db_session(), jobs=scheduled_jobs(settings))
     return render_template(
         "admin/operations.html",
-        status=operations_status(db_session()),
+        view=view,
+        pending={item.kind: item for item in view.pending},
+        queue=queue_depth(settings),
         smtp_configured=settings.smtp_host is not None,
         outbox_dir=str(settings.outbox_dir),
     )

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from web.api import openapi_frontdesk
+from web.api.alerts import ALERT_PATHS, ALERT_SCHEMAS
+from web.api.reports import REPORT_PATHS, REPORT_SCHEMAS
+
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["error"],
@@ -56,7 +60,13 @@ def openapi_document(base_url: str) -> dict[str, Any]:
         "security": [{"bearerAuth": []}],
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Error": ERROR_SCHEMA, "Me": ME_SCHEMA},
+            "schemas": {
+                "Error": ERROR_SCHEMA,
+                "Me": ME_SCHEMA,
+                **openapi_frontdesk.SCHEMAS,
+                **REPORT_SCHEMAS,
+                **ALERT_SCHEMAS,
+            },
         },
         "paths": {
             "/me": {
@@ -80,5 +90,8 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                     "responses": {"200": {"description": "The OpenAPI document", "content": {"application/json": {}}}},
                 }
             },
+            **openapi_frontdesk.PATHS,
+            **REPORT_PATHS,
+            **ALERT_PATHS,
         },
     }

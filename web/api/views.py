@@ -31,3 +31,17 @@ def me() -> Response:
 def openapi() -> Response:
     """The OpenAPI document."""
     return jsonify(openapi_document(current_settings().base_url))
+
+
+# The front desk's endpoints register on this blueprint.
+from web.api import frontdesk as _frontdesk  # noqa: E402,F401
+
+# Monthly reports (list, request, download) register on this blueprint too.
+from web.api.reports import register_report_routes  # noqa: E402
+
+register_report_routes(bp)
+
+# Clinicians' and supervisors' alerts (list, read, acknowledge, note, repair step, resolve).
+from web.api.alerts import register_alert_routes  # noqa: E402
+
+register_alert_routes(bp)

@@ -1,25 +1,72 @@
-"""Clinician: my caseload and my clients' records."""
+"""Clinician: open alerts and the caseload with a status per client, the client's record, notification settings.
+
+The alert pages and actions (`web.clinician.alerts`) and the chart and the clinician's own Partnership Check
+(`web.clinician.chart`) register on this blueprint too. Supervisors use those pages for their team: every read
+goes through the scoped queries, so what a page shows is what the viewer's role may see, and anything else is 404.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from werkzeug.wrappers import Response
 
 from services.accounts.models import Role
-from services.clients.queries import my_caseload
+from services.alerts.digest import DIGEST_TIMES
+from services.alerts.queries import caseload_page, list_open_alerts_for
+from services.audit.operations import record_event
 from web.access import allow
 from web.client_pages import show_client_record
+from web.clinician.presenting import clinical_context
+from web.htmx import wants_fragment
+from web.limiter import client_ip
 from web.login import current_account
-from web.request_db import db_session
+from web.request_db import commit, db_session
 
 bp = Blueprint("clinician", __name__, url_prefix="/clinician")
+bp.context_processor(clinical_context)
+
+CLINICAL = (Role.CLINICIAN, Role.SUPERVISOR)
+# Open alerts shown on the home page before "see all"; the caseload is paged.
+HOME_ALERTS = 20
+CASELOAD_PER_PAGE = 25
+CASELOAD_TARGET = "caseload"
+NOTIFY_MODES = ("immediate", "digest")
+
+
+def page_number() -> int:
+    """The ?page= argument, at least 1 (anything unreadable is page 1)."""
+    return max(request.args.get("page", 1, type=int) or 1, 1)
+
+
+def page_size(default: int = CASELOAD_PER_PAGE) -> int:
+    """The ?per_page= argument, 10 to 100 (the default otherwise)."""
+    wanted = request.args.get("per_page", default, type=int) or default
+    return min(max(wanted, 10), 100)
 
 
 @bp.get("/")
 @allow(Role.CLINICIAN)
 def home() -> str:
-    """Clients with an open episode, those with open alerts first."""
-    rows = my_caseload(db_session(), current_account())
-    return render_template("clinician/home.html", rows=rows)
+    """Open alerts first (risk, then partnership, then outcome), then my caseload with a status per client."""
+    account = current_account()
+    session = db_session()
+    caseload = caseload_page(session, account, page=page_number(), per_page=page_size())
+    if wants_fragment(CASELOAD_TARGET):
+        return render_template(
+            "clinician/_caseload.html",
+            caseload=caseload,
+            endpoint="clinician.home",
+            client_endpoint="clinician.client",
+            show_clinician=False,
+        )
+    alerts = list_open_alerts_for(session, account, limit=HOME_ALERTS + 1)
+    return render_template(
+        "clinician/home.html",
+        alerts=alerts[:HOME_ALERTS],
+        more_alerts=len(alerts) > HOME_ALERTS,
+        caseload=caseload,
+    )
 
 
 @bp.get("/clients/<int:client_id>")
@@ -27,3 +74,45 @@ def home() -> str:
 def client(client_id: int) -> str:
     """One of my clients' records (404 for anyone else's; audited)."""
     return show_client_record(client_id, template="clinician/client.html", what="clinician_record")
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+@allow(*CLINICAL)
+def settings() -> str | Response | tuple[str, int]:
+    """How I hear about alliance and outcome alerts: at once, or in a twice-daily digest (risk is always at once)."""
+    account = current_account()
+    error = None
+    if request.method == "POST":
+        mode = request.form.get("notify_mode", "")
+        if mode not in NOTIFY_MODES:
+            error = _("Choose one of the two options.")
+        else:
+            session = db_session()
+            if mode != account.notify_mode:
+                previous = account.notify_mode
+                account.notify_mode = mode
+                record_event(
+                    session,
+                    action="notify_mode_changed",
+                    actor_id=account.id,
+                    subject_type="user",
+                    subject_id=account.id,
+                    ip=client_ip(),
+                    detail={"from": previous, "to": mode},
+                )
+                commit()
+            flash(_("Saved: your notification choice."), "success")
+            return redirect(url_for("clinician.settings"), code=303)
+    digest_times = [at.strftime("%H:%M") for at in DIGEST_TIMES]
+    html = render_template(
+        "clinician/settings.html",
+        account=account,
+        error=error,
+        digest_times=digest_times,
+        home=url_for("supervisor.home" if account.role == Role.SUPERVISOR else "clinician.home"),
+    )
+    return (html, 400) if error else html
+
+
+from web.clinician import alerts as _alerts  # noqa: E402,F401  (registers the alert pages and actions)
+from web.clinician import chart as _chart  # noqa: E402,F401  (registers the chart and the rating form)

@@ -1,13 +1,20 @@
-"""Read-only listing for the manager pages (moves to services/reporting/queries.py when that module exists)."""
+"""Read-only helpers for the manager pages: the report queries live in services/reporting/queries.py."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from datetime import datetime
 
-from services.reporting.models import Report
+from services.reporting.periods import period_containing, shift_period
+from services.reporting.queries import list_reports
+
+__all__ = ["list_reports", "period_choices"]
+
+MONTHS_OFFERED = 24
 
 
-def list_reports(session: Session, *, limit: int = 60) -> list[Report]:
-    """Stored reports, newest period first."""
-    return list(session.scalars(select(Report).order_by(Report.period.desc(), Report.scope).limit(limit)))
+def period_choices(now: datetime, tz_name: str) -> list[str]:
+    """The months a manager may ask a report for: this month (so far) and the 23 before it, newest first."""
+    from zoneinfo import ZoneInfo
+
+    current = period_containing(now, ZoneInfo(tz_name))
+    return [shift_period(current, -i) for i in range(MONTHS_OFFERED)]

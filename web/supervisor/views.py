@@ -8,13 +8,18 @@ from datetime import datetime
 from flask import Blueprint, render_template
 
 from services.accounts.models import Role
+from services.alerts.queries import caseload_page, list_open_alerts_for
 from services.clients.queries import CaseloadRow, caseload, team_members
 from web.access import allow
 from web.client_pages import show_client_record
+from web.clinician.presenting import clinical_context
+from web.clinician.views import CASELOAD_TARGET, HOME_ALERTS, page_number, page_size
+from web.htmx import wants_fragment
 from web.login import current_account
 from web.request_db import db_session
 
 bp = Blueprint("supervisor", __name__, url_prefix="/supervisor")
+bp.context_processor(clinical_context)
 
 
 @dataclass(frozen=True)
@@ -51,14 +56,32 @@ def summarise(members: list[tuple[int, str, str]], rows: list[CaseloadRow]) -> l
 @bp.get("/")
 @allow(Role.SUPERVISOR)
 def home() -> str:
-    """Each team member's open episodes and open alerts, then the whole team caseload."""
+    """The team's open alerts first, each member's counts, then the team caseload with a status per client."""
     account = current_account()
     session = db_session()
+    page = caseload_page(session, account, page=page_number(), per_page=page_size())
+    if wants_fragment(CASELOAD_TARGET):
+        return render_template(
+            "clinician/_caseload.html",
+            caseload=page,
+            endpoint="supervisor.home",
+            client_endpoint="supervisor.client",
+            show_clinician=True,
+        )
     members = team_members(session, account)
     rows = caseload(session, clinician_ids=[member.id for member in members])
     summaries = summarise([(m.id, m.name, m.role) for m in members], rows)
     team_name = account.team.name if account.team is not None else None
-    return render_template("supervisor/home.html", summaries=summaries, rows=rows, team_name=team_name)
+    alerts = list_open_alerts_for(session, account, limit=HOME_ALERTS + 1)
+    return render_template(
+        "supervisor/home.html",
+        summaries=summaries,
+        caseload=page,
+        team_name=team_name,
+        alerts=alerts[:HOME_ALERTS],
+        more_alerts=len(alerts) > HOME_ALERTS,
+        clinician_names={m.id: m.name for m in members},
+    )
 
 
 @bp.get("/clients/<int:client_id>")

@@ -30,6 +30,13 @@ def test_policies_are_what_we_expect(app: Flask) -> None:
         "health.healthz",
         "index",
         "static",
+        # The kiosk screens need no staff login: they act only for a tablet paired by staff (a signed device cookie).
+        "survey.kiosk",
+        "survey.kiosk_begin",
+        "survey.kiosk_release",
+        "survey.kiosk_survey",
+        # Opt-out and the survey itself rest on the 256-bit token in the path.
+        "survey.opt_out",
         "survey.start",
     ]
     for role, path in HOMES.items():

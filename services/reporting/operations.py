@@ -1,0 +1,251 @@
+"""Report rows and files: request, claim, progress, store (atomic file replacement), fail, notify.
+
+One row per (scope, period). A request resets the row to pending (the worker is enqueued after the caller's
+commit); a worker claims it with a conditional UPDATE so a redelivered or doubled task does nothing; the PDF is
+written to a temporary file in the reports folder and moved over the old one with os.replace, so a reader sees
+the old file or the new one, never half of either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from services.accounts.models import Role, Team, User
+from services.config import Settings
+from services.db import utcnow
+from services.notifications.models import Notification
+from services.notifications.operations import queue_notification
+from services.reporting.models import Report
+from services.reporting.periods import ReportScope, parse_period
+
+# A running report untouched for this long belongs to a worker that died; it may be claimed again.
+STALE_RUNNING = timedelta(minutes=20)
+MAX_ATTEMPTS = 3
+ERROR_CHARS = 500
+
+
+class ReportRequestError(ValueError):
+    """A report cannot be requested as asked (bad period or scope, or a period in the future)."""
+
+
+def report_link(base_url: str, report_id: int) -> str:
+    """The page a notification links to: the report's status and download page, nothing else."""
+    return f"{base_url.rstrip('/')}/manager/reports/{report_id}"
+
+
+def request_report(
+    session: Session,
+    *,
+    scope: ReportScope,
+    period: str,
+    requested_by_id: int | None = None,
+    now: datetime | None = None,
+    tz_period_now: str | None = None,
+) -> tuple[Report, bool]:
+    """Ask for a report of scope and period; returns the row and whether work was queued (False: already queued).
+
+    A report already pending or running is left alone (one generation at a time per row); a done or failed one
+    goes back to pending, and its file is replaced when the new one is ready. tz_period_now, when given, is the
+    current period in the practice's zone: later periods are refused.
+    """
+    parse_period(period)
+    if tz_period_now is not None and period > tz_period_now:
+        raise ReportRequestError(f"{period} has not started yet")
+    now = now or utcnow()
+    row = session.scalar(select(Report).where(Report.scope == str(scope), Report.period == period))
+    if row is None:
+        row = Report(scope=str(scope), period=period, status="pending", progress=0, requested_by_id=requested_by_id)
+        try:
+            with session.begin_nested():
+                session.add(row)
+        except IntegrityError:
+            # Requested at the same moment by someone else: theirs is the row.
+            row = session.scalar(select(Report).where(Report.scope == str(scope), Report.period == period))
+            if row is None:
+                raise
+            return row, False
+        return row, True
+    if row.status == "pending" or (row.status == "running" and row.updated_at > now - STALE_RUNNING):
+        return row, False
+    row.status = "pending"
+    row.progress = 0
+    row.error = None
+    row.attempts = 0
+    row.requested_by_id = requested_by_id
+    row.updated_at = now
+    session.flush()
+    return row, True
+
+
+def claim_report(session: Session, report_id: int, *, now: datetime | None = None) -> bool:
+    """Move a pending (or stale running) report to running; False when another worker has it or it is finished."""
+    now = now or utcnow()
+    result = session.execute(
+        update(Report)
+        .where(
+            Report.id == report_id,
+            Report.attempts < MAX_ATTEMPTS,
+            or_(Report.status == "pending", (Report.status == "running") & (Report.updated_at < now - STALE_RUNNING)),
+        )
+        .values(status="running", progress=5, attempts=Report.attempts + 1, error=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def give_up_report(session: Session, report_id: int, *, now: datetime | None = None) -> bool:
+    """Mark failed a report whose attempts are used up (a worker died on it repeatedly)."""
+    result = session.execute(
+        update(Report)
+        .where(
+            Report.id == report_id,
+            Report.status.in_(("pending", "running")),
+            Report.attempts >= MAX_ATTEMPTS,
+        )
+        .values(status="failed", error="gave up after repeated attempts", updated_at=now or utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def set_progress(session: Session, report_id: int, progress: int) -> None:
+    """Record how far a running report has got (0-100); the row's updated_at doubles as its heartbeat."""
+    session.execute(
+        update(Report)
+        .where(Report.id == report_id, Report.status == "running")
+        .values(progress=max(0, min(100, progress)), updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def report_file_path(settings: Settings, scope: ReportScope, period: str) -> Path:
+    """Where the PDF of a scope and period lives (one file per row, replaced on regeneration)."""
+    parse_period(period)
+    return settings.reports_dir / f"monthly-{scope.slug}-{period}.pdf"
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A file written atomically, with its size and SHA-256."""
+
+    path: Path
+    size: int
+    sha256: str
+
+
+def store_file_atomically(path: Path, content: bytes) -> StoredFile:
+    """Write content to a temporary file beside path, flush it to disk, then os.replace it over path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp_name, 0o640)
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    # Make the rename itself durable.
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+    return StoredFile(path=path, size=len(content), sha256=hashlib.sha256(content).hexdigest())
+
+
+def complete_report(session: Session, report_id: int, stored: StoredFile, *, now: datetime | None = None) -> Report:
+    """Record the stored file on the row and mark it done."""
+    row = session.get(Report, report_id, populate_existing=True)
+    if row is None:
+        raise LookupError(f"report {report_id} is gone")
+    now = now or utcnow()
+    row.status = "done"
+    row.progress = 100
+    row.file_path = str(stored.path)
+    row.size_bytes = stored.size
+    row.sha256 = stored.sha256
+    row.error = None
+    row.generated_at = now
+    row.updated_at = now
+    session.flush()
+    return row
+
+
+def fail_report(session: Session, report_id: int, *, error: str, now: datetime | None = None) -> None:
+    """Mark a report failed with a short reason (no client data: error texts come from our own code)."""
+    session.execute(
+        update(Report)
+        .where(Report.id == report_id)
+        .values(status="failed", error=error[:ERROR_CHARS], updated_at=now or utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def release_report(session: Session, report_id: int, *, error: str) -> None:
+    """Put a running report back to pending after a transient error, so a retry can claim it."""
+    session.execute(
+        update(Report)
+        .where(Report.id == report_id, Report.status == "running")
+        .values(status="pending", error=error[:ERROR_CHARS], updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def notify_report_ready(session: Session, report: Report, *, base_url: str) -> list[Notification]:
+    """Queue a "report ready" email (a link, nothing else) to whoever asked for it, or to every active manager.
+
+    A scheduled report (no requester) of the whole practice goes to all managers; scheduled team and clinician
+    reports are listed on the managers' page without an email each. One message per version of the file.
+    """
+    if report.status != "done" or report.sha256 is None:
+        return []
+    if report.requested_by_id is not None:
+        recipients = list(session.scalars(select(User).where(User.id == report.requested_by_id, User.active.is_(True))))
+    elif report.scope == "practice":
+        recipients = list(
+            session.scalars(
+                select(User).where(User.role == Role.MANAGER.value, User.active.is_(True)).order_by(User.id)
+            )
+        )
+    else:
+        recipients = []
+    queued = []
+    for user in recipients:
+        if not user.email:
+            continue
+        queued.append(
+            queue_notification(
+                session,
+                channel="email",
+                template="report_ready",
+                to_address=user.email,
+                recipient_user_id=user.id,
+                context={"link": report_link(base_url, report.id), "language": user.language},
+                dedupe_key=f"report:{report.id}:{report.sha256[:16]}:user:{user.id}",
+            )
+        )
+    return queued
+
+
+def request_scheduled_reports(session: Session, *, period: str) -> list[int]:
+    """Request the month's reports for the practice and each team (the beat job); returns the rows queued."""
+    scopes = [ReportScope("practice")]
+    scopes += [ReportScope("team", team_id) for team_id in session.scalars(select(Team.id).order_by(Team.id))]
+    queued = []
+    for scope in scopes:
+        row, fresh = request_report(session, scope=scope, period=period)
+        if fresh:
+            queued.append(row.id)
+    return queued

@@ -1,0 +1,315 @@
+"""Alert pages and what a clinician does about an alert: acknowledge, note, record a repair step, resolve.
+
+Every action is a POST form with its CSRF token. With htmx the alert's action panel is swapped in place; without
+JavaScript the form posts, the page redirects back (303) and shows what happened. The alert is loaded with
+for_update=True before acting, so an evaluation adding evidence at the same moment waits for the action's commit.
+The service functions write the alert action and its audit event; viewing an alert writes a client view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response
+
+from services.accounts.models import User
+from services.alerts.operations import (
+    RESOLUTION_REASONS,
+    AlertActionError,
+    acknowledge_alert,
+    add_alert_note,
+    record_repair_step,
+    resolve_alert,
+)
+from services.alerts.queries import (
+    ALERT_STATUSES,
+    AlertDetail,
+    EvidenceLine,
+    actor_names,
+    get_alert_for,
+    list_alerts_page,
+)
+from services.alerts.repair import RepairSuggestion, get_suggestion
+from services.alerts.summary import summarize_alert
+from services.audit.operations import record_client_view
+from web.access import allow
+from web.clinician.presenting import (
+    ACTION_NAMES,
+    RESOLUTION_NAMES,
+    TOPIC_NAMES,
+    Certainty,
+    Figure,
+    certainty,
+    figures,
+    signal_name,
+    unvalidated_instruments,
+)
+from web.clinician.views import CLINICAL, bp, page_number
+from web.htmx import wants_fragment
+from web.limiter import client_ip
+from web.login import current_account
+from web.request_db import commit, db_session, rollback
+
+PANEL = "alert-panel"
+LIST_TARGET = "alert-list"
+ALERTS_PER_PAGE = 25
+LIST_FILTERS = ("active", *ALERT_STATUSES, "all")
+KINDS = ("risk", "alliance", "outcome")
+# The services' messages, in the reader's language.
+SERVICE_MESSAGES = {
+    "Please write a few words.": _l("Please write a few words."),
+    "This alert is already resolved.": _l("This alert is already resolved."),
+}
+
+
+def language() -> str:
+    """The page's language code."""
+    return str(get_locale() or "en")
+
+
+@dataclass(frozen=True)
+class EvidenceRow:
+    """One line of evidence as the page shows it."""
+
+    line: EvidenceLine
+    name: str
+    figures: list[Figure]
+    late: bool
+    at: datetime | None
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One thing done about the alert, with who did it."""
+
+    at: Any
+    action: str
+    actor: str
+    text: str | None
+    detail: str | None
+
+
+@bp.get("/alerts")
+@allow(*CLINICAL)
+def alerts_list() -> str:
+    """Alerts I may see, filtered by status and kind, one page at a time."""
+    status = request.args.get("status", "active")
+    if status not in LIST_FILTERS:
+        status = "active"
+    kind = request.args.get("kind") or None
+    if kind not in KINDS:
+        kind = None
+    page = list_alerts_page(
+        db_session(),
+        current_account(),
+        status=status if status in ALERT_STATUSES else None,
+        active_only=status == "active",
+        kind=kind,
+        page=page_number(),
+        per_page=ALERTS_PER_PAGE,
+    )
+    template = "clinician/_alert_list.html" if wants_fragment(LIST_TARGET) else "clinician/alerts.html"
+    return render_template(
+        template,
+        page=page,
+        status=status,
+        kind=kind or "",
+        filters=LIST_FILTERS,
+        kinds=KINDS,
+    )
+
+
+def _load(alert_id: int, *, for_update: bool = False) -> AlertDetail:
+    detail = get_alert_for(db_session(), current_account(), alert_id, language=language(), for_update=for_update)
+    if detail is None:
+        abort(404)  # not in this viewer's scope: do not confirm the alert exists
+    return detail
+
+
+def _when(value: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _suggestion_text(key: object) -> str | None:
+    suggestion = get_suggestion(str(key)) if key else None
+    return suggestion.in_language(language()) if suggestion is not None else None
+
+
+def panel_context(detail: AlertDetail) -> dict[str, Any]:
+    """What the alert page and its action panel need."""
+    session = db_session()
+    lang = language()
+    alert = detail.alert
+    entries = list(alert.evidence)
+    rows: list[EvidenceRow] = []
+    drops_shown: set[object] = set()
+    for line, entry in zip(detail.evidence, entries, strict=True):
+        # The largest component drop belongs to the session, not to each rule: show it once per session.
+        largest = entry.get("largest_drop") if line.session not in drops_shown else None
+        if largest:
+            drops_shown.add(line.session)
+        rows.append(
+            EvidenceRow(
+                line=line,
+                name=signal_name(line.kind),
+                figures=figures(line, largest_drop=largest),
+                late=bool((entry.get("evidence") or {}).get("late")),
+                at=_when(line.at),
+            )
+        )
+    names = actor_names(session, [action.actor_id for action in detail.actions])
+    history = [
+        HistoryRow(
+            at=action.at,
+            action=str(ACTION_NAMES.get(action.action, action.action)),
+            actor=names.get(action.actor_id or 0, _("the system")),
+            text=action.text,
+            detail=(
+                str(RESOLUTION_NAMES.get(str(action.detail.get("reason")), action.detail.get("reason")))
+                if action.action == "resolved"
+                else _suggestion_text(action.detail.get("suggestion"))
+            ),
+        )
+        for action in detail.actions
+    ]
+    grouped: dict[str, list[RepairSuggestion]] = {}
+    for suggestion in detail.suggestions:
+        grouped.setdefault(suggestion.topic, []).append(suggestion)
+    kinds = [row.line.kind for row in rows]
+    sureness: list[Certainty] = certainty(kinds)
+    return {
+        "detail": detail,
+        "alert": alert,
+        "summary": summarize_alert(alert.kind, alert.evidence, language=lang),
+        "evidence_rows": rows,
+        "history": history,
+        "suggestions": [(topic, str(TOPIC_NAMES.get(topic, topic)), items) for topic, items in grouped.items()],
+        "certainty": sureness,
+        "unvalidated": unvalidated_instruments([str(entry.get("instrument", "")) for entry in entries]),
+        "not_on_track": "NOT_ON_TRACK" in kinds,
+        "reasons": RESOLUTION_REASONS,
+        "signal_name": signal_name,
+    }
+
+
+@bp.get("/alerts/<int:alert_id>")
+@allow(*CLINICAL)
+def alert(alert_id: int) -> str:
+    """One alert: what happened, the evidence in numbers, how sure we are, what to try, and the actions."""
+    detail = _load(alert_id)
+    account = current_account()
+    record_client_view(
+        db_session(), actor_id=account.id, client_id=detail.client.id, what=f"alert:{alert_id}", ip=client_ip()
+    )
+    html = render_template("clinician/alert.html", **panel_context(detail))
+    commit()  # nothing is shown unless the audit event is stored
+    return html
+
+
+Action = Callable[[Session, AlertDetail, User], str]
+
+
+def _act(alert_id: int, action: Action) -> Response | str | tuple[str, int]:
+    """Load the alert locked, act, commit; answer with the panel (htmx) or a redirect (no JavaScript)."""
+    session = db_session()
+    account = current_account()
+    detail = _load(alert_id, for_update=True)
+    try:
+        message = action(session, detail, account)
+    except AlertActionError as exc:
+        rollback()
+        error = str(SERVICE_MESSAGES.get(str(exc), str(exc)))
+        return _answer(alert_id, error=error)
+    commit()
+    return _answer(alert_id, message=message)
+
+
+def _answer(alert_id: int, *, message: str | None = None, error: str | None = None) -> Response | str | tuple[str, int]:
+    if wants_fragment(PANEL):
+        session = db_session()
+        session.expire_all()  # the actions just written, read back fresh
+        detail = _load(alert_id)
+        # htmx swaps 2xx answers only: an error is shown inside the panel it replaces.
+        return render_template("clinician/_alert_panel.html", message=message, error=error, **panel_context(detail))
+    if error is not None:
+        detail = _load(alert_id)
+        html = render_template("clinician/alert.html", error=error, **panel_context(detail))
+        return html, 400
+    flash(message or _("Done."), "success")
+    return redirect(url_for("clinician.alert", alert_id=alert_id, _anchor=PANEL), code=303)
+
+
+@bp.post("/alerts/<int:alert_id>/acknowledge")
+@allow(*CLINICAL)
+def acknowledge(alert_id: int) -> Response | str | tuple[str, int]:
+    """Mark the alert as seen (a second click changes nothing)."""
+
+    def run(session: Session, detail: AlertDetail, account: User) -> str:
+        done = acknowledge_alert(session, detail.alert, actor=account, ip=client_ip())
+        return str(_("Acknowledged.") if done is not None else _("This alert was already acknowledged."))
+
+    return _act(alert_id, run)
+
+
+@bp.post("/alerts/<int:alert_id>/notes")
+@allow(*CLINICAL)
+def note(alert_id: int) -> Response | str | tuple[str, int]:
+    """Add a note to the alert."""
+
+    def run(session: Session, detail: AlertDetail, account: User) -> str:
+        add_alert_note(session, detail.alert, actor=account, text=request.form.get("text", ""), ip=client_ip())
+        return str(_("Note added."))
+
+    return _act(alert_id, run)
+
+
+@bp.post("/alerts/<int:alert_id>/repair-steps")
+@allow(*CLINICAL)
+def repair_step(alert_id: int) -> Response | str | tuple[str, int]:
+    """Record the repair step taken: one of the suggestions, or in my own words, or both."""
+
+    def run(session: Session, detail: AlertDetail, account: User) -> str:
+        key = request.form.get("suggestion", "").strip()
+        if key in ("", "other"):
+            key = ""
+        elif key not in {suggestion.key for suggestion in detail.suggestions}:
+            raise AlertActionError(_("Choose one of the suggestions shown, or describe the step in your own words."))
+        record_repair_step(
+            session,
+            detail.alert,
+            actor=account,
+            suggestion_key=key or None,
+            text=request.form.get("text", ""),
+            ip=client_ip(),
+        )
+        return str(_("Repair step recorded."))
+
+    return _act(alert_id, run)
+
+
+@bp.post("/alerts/<int:alert_id>/resolve")
+@allow(*CLINICAL)
+def resolve(alert_id: int) -> Response | str | tuple[str, int]:
+    """Close the alert with a reason (repaired, not a rupture, client ended, other with a few words)."""
+
+    def run(session: Session, detail: AlertDetail, account: User) -> str:
+        reason = request.form.get("reason", "")
+        if reason not in RESOLUTION_REASONS:
+            raise AlertActionError(_("Choose a reason for resolving the alert."))
+        resolve_alert(
+            session, detail.alert, actor=account, reason=reason, note=request.form.get("note"), ip=client_ip()
+        )
+        return str(_("Resolved: %(reason)s.", reason=RESOLUTION_NAMES[reason]))
+
+    return _act(alert_id, run)

@@ -1,0 +1,1 @@
+"""Case reviews: the supervisor's agenda and the review form."""
