@@ -65,6 +65,11 @@ EXTRA_KEYS = (
     "import_timeout_seconds",
     "import_max_bytes",
     "import_allow_private_urls",
+    "review_due_policy",
+    "review_due_time",
+    "review_reminder_hours",
+    "review_slot_lead_hours",
+    "practice_holidays",
 )
 
 

@@ -59,12 +59,15 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # Publishing happens after a commit inside a web request: never make a client wait on the broker.
         task_publish_retry=False,
         broker_connection_timeout=2,
-        broker_connection_max_retries=1,
+        # Workers reconnect for as long as the broker is away; publishing never blocks a request (see enqueue.py).
+        broker_connection_max_retries=None,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         timezone=settings.timezone,
         enable_utc=True,
         beat_schedule=beat_schedule(settings),
+        # Exactly one beat sends: the others stand by on a database (or file) lock.
+        beat_scheduler="workers.beat:RapportScheduler",
         beat_schedule_filename=str(settings.var_dir / "celerybeat-schedule"),
         beat_max_loop_interval=5,
     )

@@ -115,6 +115,7 @@ def pending_work(session: Session, *, now: datetime | None = None) -> list[Pendi
             Invitation.due_at,
             Invitation.status == "scheduled",
             Invitation.due_at <= now,
+            Invitation.channel.in_(("email", "sms")),
         ),
         _pending(session, "reports", Report.id, Report.updated_at, Report.status.in_(("pending", "running"))),
     ]

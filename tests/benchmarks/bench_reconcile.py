@@ -252,7 +252,8 @@ def main() -> None:
                     "ix_administrations_unevaluated",
                     "ix_notifications_pending",
                     "ix_invitations_status_due",
-                    "uq_job_runs_job",
+                    "ix_reports_pending",
+                    "uq_job_runs_job_period_key",
                 )
                 if index in plan
             }

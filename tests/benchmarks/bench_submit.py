@@ -54,6 +54,7 @@ from services.surveys.tokens import new_token  # noqa: E402
 
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 REDIS_URL = "redis://127.0.0.1:6379/12"
+REDIS_LEASE = "rapport-test-lease:12"  # the key test sessions use to claim a Redis database (tests/integration)
 INSTRUMENTS = ("PHQ-9", "GAD-7", "GOAL-PROGRESS")
 GOALS = ["Sleep through the night", "Walk every day"]
 EPISODES = 200
@@ -283,6 +284,13 @@ def cpu_seconds(root_pid: int) -> float:
             continue
         total += (int(fields[11]) + int(fields[12])) / tick
     return total
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine so far, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -532,6 +540,10 @@ def main() -> None:
         token_rate_limit="1000000 per minute",
         ratelimit_storage_url=REDIS_URL,
     )
+    control = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    lease = secrets.token_hex(8)
+    if not control.set(REDIS_LEASE, lease, nx=True, ex=1800):
+        raise SystemExit("Redis db 12 is leased by a running test session; run the benchmark when it is done")
     with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     broker = redis.Redis.from_url(REDIS_URL)
@@ -572,10 +584,13 @@ def main() -> None:
         before = completed(dsn)
         spy = start_spy(options, gunicorn)
         cpu_before = cpu_seconds(gunicorn.pid)
+        busy_before, total_before = machine_ticks()
         started = time.monotonic()
         report = drive(options, port, bodies, options.seconds, workdir)
         elapsed = time.monotonic() - started
         app_cpu = cpu_seconds(gunicorn.pid) - cpu_before
+        busy_after, total_after = machine_ticks()
+        busy = (busy_after - busy_before) / max(1, total_after - total_before)
         if spy is not None:
             spy.wait(timeout=60)
         submitted = completed(dsn) - before
@@ -593,6 +608,7 @@ def main() -> None:
             print(f"  WHAT-IF RUN (diagnostic, not the product): {options.what_if}")
         per = 1000 * app_cpu / submitted if submitted else 0.0
         print(f"  app CPU (gunicorn workers, user+system): {per:.2f} ms per submission; load average {load()}")
+        print(f"  machine CPU busy during the run: {100 * busy:.0f}% of {os.cpu_count()} cores (all processes)")
         print("  load generator:\n    " + "\n    ".join(report.strip().splitlines()))
         check_stored(dsn)
 
@@ -617,6 +633,9 @@ def main() -> None:
             stop(gunicorn)
         broker.flushdb()
         broker.close()
+        if control.get(REDIS_LEASE) == lease.encode():
+            control.delete(REDIS_LEASE)
+        control.close()
         if not options.keep:
             with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -3,6 +3,7 @@ administration is evaluated once (one attempt, one set of signals)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select
@@ -17,7 +18,7 @@ from tests.fault.conftest import RedisServer, evaluated
 from tests.integration.conftest import WorkerProcess, wait_for
 from tests.unit.alerts.series import submit_phq9
 from workers.enqueue import enqueue_after_commit
-from workers.tasks.ops import run_reconcile
+from workers.tasks.ops import publish_with_celery, run_reconcile
 
 QUEUED = 200
 EPISODES = 40
@@ -49,9 +50,17 @@ def test_a_flushed_redis_loses_no_evaluation_and_duplicates_none(
     redis_up.client.flushall()
     assert redis_up.queued() == 0
 
-    result = run_reconcile(settings=fault_settings, database=fault_db)
-    assert result["administrations"] == QUEUED
-    assert redis_up.queued() == QUEUED
+    redriven: list[int] = []
+
+    def publish(task: str, args: Sequence[int]) -> None:
+        if task == "alerts.evaluate":
+            redriven.extend(args)
+        publish_with_celery(task, args)
+
+    run_reconcile(settings=fault_settings, database=fault_db, publish=publish)
+    assert set(ids) <= set(redriven)  # every lost evaluation is back in the queue (and nothing twice)
+    assert len(redriven) == len(set(redriven))
+    assert redis_up.queued() == len(redriven)
 
     worker_up.start()
     wait_for(lambda: evaluated(fault_db, ids), timeout=60, what="all 200 evaluated")

@@ -62,8 +62,16 @@ SERVICE_MESSAGES = {
 }
 
 
+def number(value: object) -> str:
+    """A figure as people write it: 8, 37.5 (no trailing .0)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:g}"
+    return "?" if value is None else str(value)
+
+
 def _names() -> dict[str, object]:
     return {
+        "number": number,
         "reason_names": REASON_NAMES,
         "outcome_names": OUTCOME_NAMES,
         "component_names": COMPONENT_NAMES,

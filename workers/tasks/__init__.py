@@ -1,5 +1,5 @@
 """Celery tasks, one module per domain. Importing this package registers them all."""
 
-from workers.tasks import alerts, notifications, ops, reports, surveys
+from workers.tasks import alerts, notifications, ops, reports, reviews, surveys
 
-__all__ = ["alerts", "notifications", "ops", "reports", "surveys"]
+__all__ = ["alerts", "notifications", "ops", "reports", "reviews", "surveys"]

@@ -21,10 +21,6 @@ from services.ops.reconcile import PendingWork, find_pending
 from workers import runtime
 from workers.tasks.base import IDEMPOTENT
 
-# Registers the scheduler's review and escalation tasks in every process that loads the ops tasks, until
-# workers/tasks/__init__.py lists `reviews` itself.
-from workers.tasks import reviews as _reviews  # noqa: F401  # isort: skip
-
 log = logging.getLogger(__name__)
 
 RECONCILE_JOB = "ops.reconcile"

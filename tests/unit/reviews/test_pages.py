@@ -239,3 +239,16 @@ def test_a_completed_review_shows_what_was_recorded(client: FlaskClient, session
     assert "Recorded" in page
     assert "The client ended therapy" in page
     assert 'name="what_happened"' not in page
+
+
+def test_a_deterioration_review_shows_why_in_numbers(client: FlaskClient, session: Session, practice: Practice) -> None:
+    from services.reviews.operations import open_due_reviews
+    from services.signals import DEFAULT_SETTINGS
+    from tests.unit.reviews.conftest import phq9_series
+
+    phq9_series(session, practice.clinician, [8, 18])
+    (review,) = open_due_reviews(session, now=utcnow(), policy=POLICY, tz=LONDON, settings=DEFAULT_SETTINGS)
+    sign_in(client, practice.supervisor)
+    page = client.get(f"/reviews/{review.id}").get_data(as_text=True)
+    assert "Reliable deterioration" in page
+    assert "PHQ-9 went from 8 to 18: worse by 10 (reliable change 6)." in page

@@ -173,3 +173,10 @@ def test_a_rupture_repaired_at_the_last_session_of_the_window_opens_no_review(
     (alert,) = session.scalars(select(Alert).where(Alert.episode_id == episode.id)).all()
     assert (alert.status, alert.resolution_reason, alert.sessions_open) == ("resolved", "repaired", 3)
     assert scan(session, TUESDAY) == []
+
+
+def test_a_deterioration_review_keeps_the_numbers_that_opened_it(session: Session, practice: Practice) -> None:
+    phq9_series(session, practice.clinician, [8, 18])
+    (review,) = scan(session, TUESDAY)
+    trigger = review.form["trigger"]
+    assert (trigger["instrument"], trigger["first"], trigger["score"], trigger["worse_by"]) == ("PHQ-9", 8, 18, 10)
