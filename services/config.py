@@ -70,6 +70,7 @@ EXTRA_KEYS = (
     "review_reminder_hours",
     "review_slot_lead_hours",
     "practice_holidays",
+    "partnership_rotating_element",
 )
 
 
