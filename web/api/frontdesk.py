@@ -619,28 +619,29 @@ def _phase(data: dict[str, Any]) -> str | None:
     return phase
 
 
-@bp.post("/appointments/<int:appointment_id>/kiosk")
-@front_desk
-def appointments_kiosk(appointment_id: int) -> tuple[Response, int]:
-    """Hand the survey to the practice's kiosk tablet for a checked-in client."""
+def _hand_out(appointment_id: int, create: Callable[..., tuple[Any, str]], action: str) -> tuple[Any, str]:
+    """Create a kiosk or link invitation for an appointment, audit it, commit; the row to show and the raw token."""
     appointment = _appointment(appointment_id)
     data = _optional_body({"phase"})
-    invitation, _raw = create_kiosk_invitation(
+    invitation, raw = create(
         db_session(),
         appointment_id=appointment.id,
         created_by_id=current_account().id,
         phase=_phase(data),
         policy=invitation_policy(current_settings()),
     )
-    audit(
-        "survey_kiosk_handout",
-        client_id=appointment.episode.client_id,
-        subject_type="invitation",
-        subject_id=invitation.id,
-    )
+    audit(action, client_id=appointment.episode.client_id, subject_type="invitation", subject_id=invitation.id)
     commit()
     row = get_invitation_row(db_session(), current_account(), invitation.id)
     assert row is not None
+    return row, raw
+
+
+@bp.post("/appointments/<int:appointment_id>/kiosk")
+@front_desk
+def appointments_kiosk(appointment_id: int) -> tuple[Response, int]:
+    """Hand the survey to the practice's kiosk tablet for a checked-in client."""
+    row, _raw = _hand_out(appointment_id, create_kiosk_invitation, "survey_kiosk_handout")
     return created({"invitation": invitation_json(row)})
 
 
@@ -648,24 +649,7 @@ def appointments_kiosk(appointment_id: int) -> tuple[Response, int]:
 @front_desk
 def appointments_link(appointment_id: int) -> tuple[Response, int]:
     """Make a survey link to pass on; the link is in this answer only and never stored."""
-    appointment = _appointment(appointment_id)
-    data = _optional_body({"phase"})
-    invitation, raw = create_link_invitation(
-        db_session(),
-        appointment_id=appointment.id,
-        created_by_id=current_account().id,
-        phase=_phase(data),
-        policy=invitation_policy(current_settings()),
-    )
-    audit(
-        "survey_link_created",
-        client_id=appointment.episode.client_id,
-        subject_type="invitation",
-        subject_id=invitation.id,
-    )
-    commit()
-    row = get_invitation_row(db_session(), current_account(), invitation.id)
-    assert row is not None
+    row, raw = _hand_out(appointment_id, create_link_invitation, "survey_link_created")
     return created({"invitation": invitation_json(row), "link": survey_link(current_settings().base_url, raw)})
 
 
