@@ -25,7 +25,14 @@ from services.alerts.repair import RepairSuggestion, suggestions_for_evidence
 from services.alerts.summary import describe_signal, summarize_alert
 from services.clients.chart import RATE_WITHIN, RATEABLE_STATUSES
 from services.clients.models import Appointment, Client, Episode
-from services.clients.queries import DEFAULT_PER_PAGE, MAX_PER_PAGE, Page, episode_scope
+from services.clients.queries import (
+    DEFAULT_PER_PAGE,
+    MAX_PER_PAGE,
+    Page,
+    episode_scope,
+    last_client_measure_at,
+    open_alert_count,
+)
 from services.db import utcnow
 from services.measures import all_instruments
 from services.signals import LOW_ALLIANCE
@@ -294,18 +301,8 @@ def caseload_page(
     where = and_(episode_scope(user), Episode.ended_on.is_(None))
     total = session.scalar(select(func.count(Episode.id)).where(where)) or 0
 
-    last_measure = (
-        select(func.max(Administration.completed_at))
-        .where(Administration.episode_id == Episode.id, Administration.respondent == "client")
-        .correlate(Episode)
-        .scalar_subquery()
-    )
-    open_alerts = (
-        select(func.count(Alert.id))
-        .where(Alert.episode_id == Episode.id, Alert.status != "resolved")
-        .correlate(Episode)
-        .scalar_subquery()
-    )
+    last_measure = last_client_measure_at()
+    open_alerts = open_alert_count()
     top_rank = (
         select(func.min(_KIND_RANK))
         .where(Alert.episode_id == Episode.id, Alert.status != "resolved")

@@ -20,9 +20,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, true
+from sqlalchemy import ColumnElement, ScalarSelect, Select, and_, false, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from services.accounts.models import Role, User
@@ -239,23 +239,33 @@ class CaseloadRow:
     next_appointment_at: datetime | None
 
 
-def caseload(session: Session, *, clinician_ids: Sequence[int], now: datetime | None = None) -> list[CaseloadRow]:
-    """Open episodes of these clinicians in one query: most open alerts first, then by client name."""
-    if not clinician_ids:
-        return []
-    now = now or utcnow()
-    last_measure = (
+def last_client_measure_at() -> ScalarSelect[Any]:
+    """Correlated to Episode: when the episode's client last answered a questionnaire."""
+    return (
         select(func.max(Administration.completed_at))
         .where(Administration.episode_id == Episode.id, Administration.respondent == "client")
         .correlate(Episode)
         .scalar_subquery()
     )
-    open_alerts = (
+
+
+def open_alert_count() -> ScalarSelect[Any]:
+    """Correlated to Episode: how many of the episode's alerts are not resolved."""
+    return (
         select(func.count(Alert.id))
         .where(Alert.episode_id == Episode.id, Alert.status != "resolved")
         .correlate(Episode)
         .scalar_subquery()
     )
+
+
+def caseload(session: Session, *, clinician_ids: Sequence[int], now: datetime | None = None) -> list[CaseloadRow]:
+    """Open episodes of these clinicians in one query: most open alerts first, then by client name."""
+    if not clinician_ids:
+        return []
+    now = now or utcnow()
+    last_measure = last_client_measure_at()
+    open_alerts = open_alert_count()
     next_appointment = (
         select(func.min(Appointment.starts_at))
         .where(
