@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
 from flask import abort, flash, render_template, request, url_for
@@ -19,6 +20,7 @@ from services.clients.operations import (
 )
 from services.clients.queries import get_appointment_for, get_episode_for, list_appointments
 from services.surveys.invitations import InvitationError, create_kiosk_invitation, create_link_invitation, survey_link
+from services.surveys.models import Invitation
 from web.access import allow, safe_next
 from web.app import current_settings
 from web.frontdesk.common import (
@@ -256,39 +258,45 @@ def _phase(form: ActionForm) -> str | None:
     return phase
 
 
-@bp.post("/appointments/<int:appointment_id>/kiosk")
-@allow(Role.FRONT_DESK)
-def kiosk(appointment_id: int) -> Response:
-    """Put the survey on the practice tablet for a checked-in client."""
-    appointment = _appointment(appointment_id)
-    form = _action_form()
-    account = current_account()
+def _hand_out(
+    appointment: Appointment, form: ActionForm, create: Callable[..., tuple[Invitation, str]], action: str
+) -> tuple[Invitation, str] | None:
+    """Create a kiosk or link invitation, audit it and commit; None (with a message flashed) when refused."""
     try:
-        invitation, _raw = create_kiosk_invitation(
+        invitation, raw = create(
             db_session(),
             appointment_id=appointment.id,
-            created_by_id=account.id,
+            created_by_id=current_account().id,
             phase=_phase(form),
             policy=current_policy(),
         )
     except InvitationError as exc:
         flash(str(exc), "error")
-        return back_to(_client_page(appointment))
+        return None
     audit(
-        "survey_kiosk_handout",
+        action,
         client_id=appointment.episode.client_id,
         subject_type="invitation",
         subject_id=invitation.id,
         phase=invitation.phase,
     )
     commit()
-    flash(
-        _(
-            "The questionnaire is waiting on the kiosk. Hand the tablet to %(name)s and ask them to tap Start.",
-            name=appointment.episode.client.first_name,
-        ),
-        "success",
-    )
+    return invitation, raw
+
+
+@bp.post("/appointments/<int:appointment_id>/kiosk")
+@allow(Role.FRONT_DESK)
+def kiosk(appointment_id: int) -> Response:
+    """Put the survey on the practice tablet for a checked-in client."""
+    appointment = _appointment(appointment_id)
+    if _hand_out(appointment, _action_form(), create_kiosk_invitation, "survey_kiosk_handout") is not None:
+        flash(
+            _(
+                "The questionnaire is waiting on the kiosk. Hand the tablet to %(name)s and ask them to tap Start.",
+                name=appointment.episode.client.first_name,
+            ),
+            "success",
+        )
     return back_to(_client_page(appointment))
 
 
@@ -298,26 +306,10 @@ def link(appointment_id: int) -> Response | str:
     """Make a survey link to copy and pass on; it is shown on this page once and never stored."""
     appointment = _appointment(appointment_id)
     form = _action_form()
-    account = current_account()
-    try:
-        invitation, raw = create_link_invitation(
-            db_session(),
-            appointment_id=appointment.id,
-            created_by_id=account.id,
-            phase=_phase(form),
-            policy=current_policy(),
-        )
-    except InvitationError as exc:
-        flash(str(exc), "error")
+    handed_out = _hand_out(appointment, form, create_link_invitation, "survey_link_created")
+    if handed_out is None:
         return back_to(_client_page(appointment))
-    audit(
-        "survey_link_created",
-        client_id=appointment.episode.client_id,
-        subject_type="invitation",
-        subject_id=invitation.id,
-        phase=invitation.phase,
-    )
-    commit()
+    invitation, raw = handed_out
     return render_template(
         "frontdesk/link.html",
         link=survey_link(current_settings().base_url, raw),
