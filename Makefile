@@ -43,11 +43,11 @@ bench-signals:
 	@$(PY) tests/benchmarks/bench_signals.py
 
 bench-submit:
-	@infra/bootstrap.sh test
+	@infra/bootstrap.sh bench
 	@$(PY) tests/benchmarks/bench_submit.py
 
 bench-alerts:
-	@infra/bootstrap.sh test
+	@infra/bootstrap.sh bench
 	@$(PY) tests/benchmarks/bench_alerts.py
 
 bench-reconcile:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh Debian machine: system libraries, .venv, the project.
-# Usage: infra/bootstrap.sh [run|test]   ("test" also installs what the test suite needs)
+# Usage: infra/bootstrap.sh [run|test|bench]   ("test" also installs what the test suite needs; "bench" adds the
+# wrk load generator the web benchmarks drive the server with)
 # A second run with nothing changed costs well under a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,9 +9,11 @@ cd "$(dirname "$0")/.."
 mode="${1:-run}"
 runtime_debs=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 libfontconfig1 fonts-dejavu-core)
 test_debs=(poppler-utils chromium)
+bench_debs=(wrk)
 
 wanted=("${runtime_debs[@]}")
-[ "$mode" = "test" ] && wanted+=("${test_debs[@]}")
+[ "$mode" = "test" ] || [ "$mode" = "bench" ] && wanted+=("${test_debs[@]}")
+[ "$mode" = "bench" ] && wanted+=("${bench_debs[@]}")
 
 missing=()
 for pkg in "${wanted[@]}"; do
