@@ -18,6 +18,14 @@ Order: an administration is evaluated after every earlier administration of its 
 instrument, ordered by completed_at, id). Earlier ones still waiting are evaluated first in the same transaction,
 so a delayed or re-driven task gives the same alerts as evaluation in order would.
 
+History in bulk (`evaluate_episode_histories`, the demo seed and `evaluate_episode_history`): the episodes are
+locked in one statement, all their administrations and open alerts are read in one query each, and the pure rules
+run once per series rather than once per administration (they are causal: a session's signals depend only on the
+sessions up to it, so one run over the series gives each session what a run over its prefix would). As the
+episodes are locked and every administration handled was waiting, no savepoints are needed: the signals are
+written with one executemany at the end and the administrations marked evaluated with one UPDATE per chunk. The
+stored signals and alerts (ids included) are the same as evaluating the administrations one at a time in order.
+
 The alliance alert follows the state machine of `services.signals.evaluate_alliance` (a test checks that the
 stored alerts match it on many series), driven by the stored alert rather than a replay, so that a clinician's
 resolution counts: once an alert is resolved by hand, the next opening signal opens a new alert.
@@ -25,14 +33,15 @@ resolution counts: once an alert is resolved by hand, the next opening signal op
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from services.accounts.models import User
 from services.accounts.queries import supervisor_for
@@ -74,6 +83,8 @@ _STATE_KEYS = ("alert", "opened_session", "baseline")
 _KIND_ORDER = {kind: position for position, kind in enumerate((*ALLIANCE_KINDS, *OUTCOME_KINDS))}
 
 Status = Literal["evaluated", "already_evaluated", "missing"]
+# Ids per IN list (well under SQLite's limit on bound parameters).
+CHUNK = 1000
 
 
 @dataclass
@@ -101,6 +112,16 @@ class _Run:
     historical: bool
     result: EvaluationResult
     series_cache: dict[tuple[int, str], list[Administration]] = field(default_factory=dict)
+    # Bulk history mode: the episodes below are locked, and every administration and non-resolved alert of theirs
+    # was read at the start (series_cache holds all their series; current_alerts their open alerts, kept up to
+    # date as alerts open and close). Signals wait in pending_signals; evaluated_at is written at the end.
+    bulk: bool = False
+    preloaded: set[int] = field(default_factory=set)
+    current_alerts: dict[tuple[int, str], Alert | None] = field(default_factory=dict)
+    # Per series: the pure rules over the series up to its last waiting administration.
+    rules_cache: dict[tuple[int, str], list[list[Signal]]] = field(default_factory=dict)
+    rules_end: dict[tuple[int, str], int] = field(default_factory=dict)
+    pending_signals: list[dict[str, Any]] = field(default_factory=list)
 
     def at(self, administration: Administration) -> datetime:
         return administration.completed_at if self.historical else self.now
@@ -161,6 +182,22 @@ def evaluate_episode_history(
     now: datetime | None = None,
 ) -> EvaluationResult:
     """Evaluate every waiting administration of an episode in order; alerts are dated by the sessions themselves."""
+    return evaluate_episode_histories(
+        session, [episode_id], settings=settings, notify=notify, base_url=base_url, now=now
+    )
+
+
+def evaluate_episode_histories(
+    session: Session,
+    episode_ids: Iterable[int],
+    *,
+    settings: SignalSettings,
+    notify: bool = False,
+    base_url: str = "",
+    now: datetime | None = None,
+) -> EvaluationResult:
+    """Evaluate every waiting administration of these episodes, episode by episode in the order given, each in
+    order; the same as `evaluate_episode_history` per episode, with a handful of statements for all of them."""
     run = _Run(
         session=session,
         settings=settings,
@@ -169,21 +206,58 @@ def evaluate_episode_history(
         notify=notify,
         historical=True,
         result=EvaluationResult(None, "evaluated"),
+        bulk=True,
     )
-    _lock_episode(session, episode_id)
-    waiting = list(
-        session.scalars(
-            select(Administration)
-            .where(Administration.episode_id == episode_id, Administration.evaluated_at.is_(None))
-            .order_by(Administration.completed_at, Administration.id)
-            .execution_options(populate_existing=True)
-        )
-    )
-    for administration in waiting:
-        if administration.evaluated_at is None:
-            _evaluate_through(run, administration)
+    ids = list(dict.fromkeys(episode_ids))
+    if not ids:
+        return run.result
+    _lock_episodes(session, ids)
+    waiting = _preload(run, ids)
+    for episode_id in ids:
+        for administration in waiting.get(episode_id, ()):
+            if administration.evaluated_at is None:
+                _evaluate_through(run, administration)
+    _write_pending_signals(run)
+    _write_evaluated(run)
     session.flush()
     return run.result
+
+
+def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
+    for start in range(0, len(ids), CHUNK):
+        yield ids[start : start + CHUNK]
+
+
+def _preload(run: _Run, episode_ids: Sequence[int]) -> dict[int, list[Administration]]:
+    """Read the episodes' administrations (into the series cache) and current alerts; return the waiting ones."""
+    session = run.session
+    waiting: dict[int, list[Administration]] = {}
+    for chunk in _chunks(episode_ids):
+        rows = session.scalars(
+            select(Administration)
+            .where(Administration.episode_id.in_(chunk))
+            .order_by(Administration.episode_id, Administration.completed_at, Administration.id)
+            .execution_options(populate_existing=True)
+        )
+        for row in rows:
+            key = (row.episode_id, row.instrument_code)
+            series = run.series_cache.setdefault(key, [])
+            series.append(row)
+            if row.evaluated_at is None:
+                waiting.setdefault(row.episode_id, []).append(row)
+                # The rules need each series only up to its last waiting administration.
+                run.rules_end[key] = len(series)
+        alerts = session.scalars(
+            select(Alert)
+            .where(Alert.episode_id.in_(chunk), Alert.status != "resolved")
+            .order_by(Alert.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        for alert in alerts:
+            run.current_alerts.setdefault((alert.episode_id, alert.kind), alert)
+    run.preloaded.update(episode_ids)
+    return waiting
 
 
 # Locking ---------------------------------------------------------------------------------------------------------
@@ -209,16 +283,20 @@ def _lock_episode_of(session: Session, administration_id: int) -> int | None:
     return episode_id
 
 
-def _lock_episode(session: Session, episode_id: int) -> None:
-    if _is_sqlite(session):
-        session.execute(
-            update(Episode)
-            .where(Episode.id == episode_id)
-            .values(id=Episode.id)
-            .execution_options(synchronize_session=False)
-        )
-    else:
-        session.execute(select(Episode.id).where(Episode.id == episode_id).with_for_update())
+def _lock_episodes(session: Session, episode_ids: Sequence[int]) -> None:
+    ordered = sorted(episode_ids)
+    sqlite = _is_sqlite(session)
+    for chunk in _chunks(ordered):
+        if sqlite:
+            session.execute(
+                update(Episode)
+                .where(Episode.id.in_(chunk))
+                .values(id=Episode.id)
+                .execution_options(synchronize_session=False)
+            )
+        else:
+            # In id order, so that two bulk evaluations never wait for each other crosswise.
+            session.execute(select(Episode.id).where(Episode.id.in_(chunk)).order_by(Episode.id).with_for_update())
 
 
 # Evaluation ------------------------------------------------------------------------------------------------------
@@ -237,7 +315,7 @@ def _evaluate_through(run: _Run, administration: Administration) -> None:
     position = next(i for i, row in enumerate(series) if row.id == administration.id)
     prefix = series[: position + 1]
     already = [row.evaluated_at is not None for row in series]
-    per_session = _rules(run, instrument, prefix)
+    per_session = _series_rules(run, instrument, series) if run.bulk else _rules(run, instrument, prefix)
     for index, row in enumerate(prefix):
         if row.evaluated_at is not None:
             continue
@@ -260,6 +338,15 @@ def _series(run: _Run, episode_id: int, instrument_code: str) -> list[Administra
             )
         )
         run.series_cache[key] = cached
+    return cached
+
+
+def _series_rules(run: _Run, instrument: Instrument, series: Sequence[Administration]) -> list[list[Signal]]:
+    """Bulk mode: the rules once over the series up to its last waiting administration (they are causal)."""
+    key = (series[0].episode_id, series[0].instrument_code)
+    cached = run.rules_cache.get(key)
+    if cached is None:
+        cached = run.rules_cache[key] = _rules(run, instrument, series[: run.rules_end.get(key, len(series))])
     return cached
 
 
@@ -334,6 +421,7 @@ def _alliance_step(
             alert.status = "resolved"
             alert.resolution_reason = "repaired"
             alert.repaired_at = alert.resolved_at = run.at(row)
+            _forget_alert(run, alert)
             run.result.alerts_repaired.append(alert.id)
         elif since == run.settings.repair_window and not _has_kind(alert, UNREPAIRED):
             found[UNREPAIRED] = {
@@ -424,6 +512,7 @@ def _evaluate_therapist_view(run: _Run, row: Administration, instrument: Instrum
     # Not evaluated yet: the client's own evaluation reads this rating as the session's therapist total.
     if client is None or client.evaluated_at is None or _total(client) is None:
         return
+    _write_pending_signals(run)
     already = run.session.scalar(
         select(SignalRecord.id).where(
             SignalRecord.kind == PERSPECTIVE_GAP, SignalRecord.administration_id.in_((client.id, row.id))
@@ -474,6 +563,9 @@ def _evaluate_therapist_view(run: _Run, row: Administration, instrument: Instrum
 
 
 def _current_alert(run: _Run, episode_id: int, kind: str) -> Alert | None:
+    if episode_id in run.preloaded:
+        # Read (and locked) at the start; kept up to date as alerts open and close under the episode lock.
+        return run.current_alerts.get((episode_id, kind))
     # Locked (PostgreSQL) so that a clinician resolving it at this moment is not overwritten, nor overwrites us.
     return run.session.scalar(
         select(Alert)
@@ -505,6 +597,13 @@ def _open_alert(
         opened_session=opened_session,
         sessions_open=0,
     )
+    if administration.episode_id in run.preloaded:
+        # The episode is locked and its current alert of this kind known to be none: no clash is possible.
+        run.session.add(alert)
+        run.session.flush()
+        run.current_alerts[(alert.episode_id, kind)] = alert
+        run.result.alerts_opened.append(alert.id)
+        return alert
     try:
         with run.session.begin_nested():
             run.session.add(alert)
@@ -516,6 +615,13 @@ def _open_alert(
         return existing
     run.result.alerts_opened.append(alert.id)
     return alert
+
+
+def _forget_alert(run: _Run, alert: Alert) -> None:
+    """The alert is resolved: the episode has no current alert of its kind any more."""
+    key = (alert.episode_id, alert.kind)
+    if run.current_alerts.get(key) is alert:
+        run.current_alerts[key] = None
 
 
 def _tag(found: Mapping[str, dict[str, Any]], alert: Alert, how: str, *, opening: Sequence[str] | None = None) -> None:
@@ -603,6 +709,20 @@ def _store_signals(run: _Run, row: Administration, session_no: int, found: Mappi
     kinds = sorted(found, key=lambda name: _KIND_ORDER.get(name, len(_KIND_ORDER)))
     if not kinds:
         return
+    if run.bulk:
+        # Every administration handled was waiting under the episode lock: nobody else stores its signals.
+        run.pending_signals.extend(
+            {
+                "administration_id": row.id,
+                "episode_id": row.episode_id,
+                "kind": kind,
+                "session": session_no,
+                "evidence": found[kind],
+            }
+            for kind in kinds
+        )
+        run.result.signals.setdefault(row.id, []).extend(kinds)
+        return
 
     def records(wanted: Sequence[str]) -> list[SignalRecord]:
         return [
@@ -630,10 +750,33 @@ def _store_signals(run: _Run, row: Administration, session_no: int, found: Mappi
 
 
 def _mark_evaluated(run: _Run, row: Administration) -> None:
-    row.evaluated_at = run.now
-    # A success after an earlier give-up wins: the row is no longer failed.
-    row.eval_failed_at = None
+    if run.bulk:
+        # Readable at once (the late-entry checks look at it); written by one UPDATE at the end.
+        set_committed_value(row, "evaluated_at", run.now)
+        set_committed_value(row, "eval_failed_at", None)
+    else:
+        row.evaluated_at = run.now
+        # A success after an earlier give-up wins: the row is no longer failed.
+        row.eval_failed_at = None
     run.result.evaluated.append(row.id)
+
+
+def _write_pending_signals(run: _Run) -> None:
+    """Bulk mode: insert the signals gathered so far (in the order they were found, so ids follow it)."""
+    if run.pending_signals:
+        run.session.execute(insert(SignalRecord), run.pending_signals)
+        run.pending_signals = []
+
+
+def _write_evaluated(run: _Run) -> None:
+    """Bulk mode: store evaluated_at (and clear eval_failed_at) for every administration evaluated."""
+    for chunk in _chunks(run.result.evaluated):
+        run.session.execute(
+            update(Administration)
+            .where(Administration.id.in_(chunk))
+            .values(evaluated_at=run.now, eval_failed_at=None)
+            .execution_options(synchronize_session=False)
+        )
 
 
 # Plain data from rows --------------------------------------------------------------------------------------------
@@ -672,6 +815,25 @@ def _therapist_totals(run: _Run, instrument: Instrument, prefix: Sequence[Admini
     ]
     if not codes:
         return None
+    episode_id = prefix[0].episode_id
+    if episode_id in run.preloaded:
+        # Every administration of the episode is in the series cache: no query.
+        candidates = sorted(
+            (
+                row
+                for code in codes
+                for row in run.series_cache.get((episode_id, code), ())
+                if row.appointment_id in appointments and row.complete and row.total is not None
+            ),
+            key=lambda row: (row.completed_at, row.id),
+        )
+        found: dict[int, float] = {}
+        for row in candidates:
+            if row.appointment_id is not None and row.total is not None:
+                found[row.appointment_id] = float(row.total)
+        if not found:
+            return None
+        return [found.get(row.appointment_id) if row.appointment_id is not None else None for row in prefix]
     rows = run.session.execute(
         select(Administration.appointment_id, Administration.total)
         .where(

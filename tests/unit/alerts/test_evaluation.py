@@ -9,7 +9,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from services.alerts.evaluation import EvaluationResult, evaluate_administration, evaluate_episode_history
+from services.accounts.models import User
+from services.alerts.evaluation import (
+    EvaluationResult,
+    evaluate_administration,
+    evaluate_episode_histories,
+    evaluate_episode_history,
+)
 from services.alerts.models import Alert, SignalRecord
 from services.alerts.operations import resolve_alert
 from services.alerts.queries import evidence_lines
@@ -31,6 +37,7 @@ from services.signals import (
     alliance_signals,
     evaluate_alliance,
 )
+from services.surveys.administrations import record_administration
 from services.surveys.models import Administration
 from tests.factories import make_appointment, make_episode, make_user
 from tests.unit.alerts.series import (
@@ -499,3 +506,192 @@ def test_goal_progress_is_marked_evaluated_without_signals(session: Session) -> 
     assert result.evaluated == [row.id]
     assert row.evaluated_at is not None
     assert signal_kinds(session, row) == []
+
+
+# Bulk history evaluation against one administration at a time -------------------------------------------------
+
+ID_KEYS = ("alert_id", "administration_id", "client_administration_id", "opened_by_administration_id")
+
+
+def build_practice(session: Session, seed: int) -> tuple[list[Episode], User]:
+    """Episodes with ruptures and repairs, therapist views, risk answers and deteriorating PHQ-9 series; some
+    partly evaluated already (one alert resolved by hand) with a late paper form entered afterwards."""
+    rng = random.Random(seed)
+    clinician = make_user(session, role="clinician")
+    episodes = []
+    for _ in range(10):
+        episode = make_episode(session, clinician=clinician)
+        episodes.append(episode)
+        length = rng.randint(4, 14)
+        mean = rng.uniform(30, 39)
+        rupture = rng.randint(2, length - 1) if rng.random() < 0.6 else None
+        repair = rng.random() < 0.6
+        phq = rng.uniform(8, 20)
+        slope = rng.choice([-1.0, -0.3, 0.0, 0.8, 1.6])
+        therapist_share = rng.choice([0.0, 0.0, 0.5, 0.9])
+        rows: list[Administration] = []
+        for week in range(length):
+            dip = rupture is not None and (week == rupture or (week > rupture and not repair))
+            total = round(rng.gauss(mean, 1.5) - (rng.uniform(7, 13) if dip else 0))
+            items: list[int | None] = list(split_total(max(0, min(40, total))))
+            rng.shuffle(items)
+            if rng.random() < 0.06:
+                items[rng.randrange(4)] = None
+            appointment = make_appointment(session, episode=episode, starts_at=session_time(week) - timedelta(hours=1))
+            therapist_first = rng.random() < 0.3
+            rows.append(
+                submit_partnership(
+                    session,
+                    episode,
+                    items,
+                    week=week,
+                    tension=rng.choice([0, 0, 0, 1, 2]),
+                    appointment_id=appointment.id,
+                )
+            )
+            if rng.random() < therapist_share:
+                view = submit_therapist_view(
+                    session, episode, [rng.randint(8, 10) for _ in range(4)], week=week, appointment_id=appointment.id
+                )
+                if therapist_first:
+                    view.completed_at = session_time(week) - timedelta(minutes=5)
+            item9 = rng.choice([1, 2]) if rng.random() < 0.08 else 0
+            score = max(item9, min(24 + item9, round(phq + slope * week + rng.gauss(0, 1.5))))
+            rows.append(submit_phq9(session, episode, score, week=week, item9=item9))
+            if rng.random() < 0.3:
+                record_administration(
+                    session,
+                    episode_id=episode.id,
+                    instrument_code="GOAL-PROGRESS",
+                    answers={"goal_1": rng.randint(0, 10)},
+                    completed_at=session_time(week) - timedelta(minutes=30),
+                )
+        if rng.random() < 0.4:
+            # Part of the history was evaluated as it came in, one alert was closed by hand, and a paper form dated
+            # between earlier sessions was entered afterwards.
+            done = sorted(rows, key=lambda row: (row.completed_at, row.id))[: len(rows) // 2]
+            for row in done:
+                evaluate_administration(session, row.id, settings=DEFAULT_SETTINGS, now=row.completed_at, notify=False)
+            open_alert = session.scalar(
+                select(Alert).where(Alert.episode_id == episode.id, Alert.status != "resolved").order_by(Alert.id)
+            )
+            if open_alert is not None:
+                resolve_alert(session, open_alert, actor=clinician, reason="not_a_rupture")
+            late = submit_partnership(session, episode, split_total(rng.randint(10, 25)), week=1)
+            late.completed_at = session_time(1) + timedelta(days=2)
+    session.flush()
+    return episodes, clinician
+
+
+def _waiting(session: Session, episode: Episode) -> list[Administration]:
+    return list(
+        session.scalars(
+            select(Administration)
+            .where(Administration.episode_id == episode.id, Administration.evaluated_at.is_(None))
+            .order_by(Administration.completed_at, Administration.id)
+        )
+    )
+
+
+def _normalise(
+    value: object, ids: dict[int, tuple[int, int]], alerts: dict[int, tuple[int, int]], key: str = ""
+) -> object:
+    if isinstance(value, dict):
+        return {k: _normalise(v, ids, alerts, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normalise(v, ids, alerts) for v in value]
+    if key == "alert_id" and isinstance(value, int):
+        return ("alert", alerts[value])
+    if key in ID_KEYS and isinstance(value, int):
+        return ("administration", ids[value])
+    return value
+
+
+def snapshot(session: Session, episodes: list[Episode]) -> list[object]:
+    """Everything the evaluation stored for these episodes, with ids replaced by positions within the episode."""
+    out: list[object] = []
+    for number, episode in enumerate(episodes):
+        rows = list(
+            session.scalars(
+                select(Administration).where(Administration.episode_id == episode.id).order_by(Administration.id)
+            )
+        )
+        ids = {row.id: (number, position) for position, row in enumerate(rows)}
+        alerts = list(session.scalars(select(Alert).where(Alert.episode_id == episode.id).order_by(Alert.id)))
+        alert_ids = {alert.id: (number, position) for position, alert in enumerate(alerts)}
+        signals = session.scalars(
+            select(SignalRecord).where(SignalRecord.episode_id == episode.id).order_by(SignalRecord.id)
+        ).all()
+        out.append([row.evaluated_at is not None for row in rows])
+        out.append(
+            [(ids[s.administration_id], s.kind, s.session, _normalise(s.evidence, ids, alert_ids)) for s in signals]
+        )
+        out.append(
+            [
+                (
+                    a.kind,
+                    a.status,
+                    a.severity,
+                    a.baseline,
+                    a.opened_session,
+                    a.sessions_open,
+                    a.opened_at,
+                    a.repaired_at,
+                    a.resolved_at if a.resolution_reason == "repaired" else a.resolution_reason,
+                    _normalise({"opened_by_administration_id": a.opened_by_administration_id}, ids, alert_ids),
+                    _normalise(a.evidence, ids, alert_ids),
+                    a.summary,
+                )
+                for a in alerts
+            ]
+        )
+    return out
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_bulk_history_stores_what_evaluating_one_administration_at_a_time_stores(session: Session, seed: int) -> None:
+    one_by_one, _ = build_practice(session, seed)
+    bulk, _ = build_practice(session, seed)
+    per_episode, _ = build_practice(session, seed)
+    assert snapshot(session, one_by_one) == snapshot(session, bulk)  # the same data, partly evaluated alike
+    for episode in one_by_one:
+        for row in _waiting(session, episode):
+            # Dated by the session itself, as history is.
+            evaluate_administration(session, row.id, settings=DEFAULT_SETTINGS, now=row.completed_at, notify=False)
+    result = evaluate_episode_histories(session, [e.id for e in bulk], settings=DEFAULT_SETTINGS)
+    for episode in per_episode:
+        evaluate_episode_history(session, episode.id, settings=DEFAULT_SETTINGS)
+    session.expire_all()
+    expected = snapshot(session, one_by_one)
+    assert snapshot(session, bulk) == expected
+    assert snapshot(session, per_episode) == expected
+    stored = session.scalars(
+        select(SignalRecord).where(SignalRecord.episode_id.in_([e.id for e in bulk])).order_by(SignalRecord.id)
+    ).all()
+    kinds = {s.kind for s in stored}
+    assert {RUPTURE_DROP, LOW_ALLIANCE, RISK} <= kinds, kinds
+    assert kinds & {REPAIRED, UNREPAIRED}
+    assert sum(len(v) for v in result.signals.values()) == len(
+        [s for s in stored if s.administration_id in result.signals]
+    )
+    assert all(_waiting(session, e) == [] for e in bulk)
+    assert result.notification_ids == []
+
+
+def test_bulk_history_notifies_like_one_at_a_time_when_asked(session: Session) -> None:
+    one_by_one, first = build_practice(session, 5)
+    bulk, second = build_practice(session, 5)
+    for episode in one_by_one:
+        for row in _waiting(session, episode):
+            evaluate_administration(session, row.id, settings=DEFAULT_SETTINGS, now=row.completed_at, base_url=BASE)
+    result = evaluate_episode_histories(
+        session, [e.id for e in bulk], settings=DEFAULT_SETTINGS, notify=True, base_url=BASE
+    )
+    assert snapshot(session, bulk) == snapshot(session, one_by_one)
+
+    def keys(user: User) -> list[str]:
+        notes = notifications_for(session, user.email)
+        return [note.dedupe_key.split(":")[2] for note in notes if note.dedupe_key]
+
+    assert keys(second) == keys(first)
+    assert len(result.notification_ids) == len(notifications_for(session, second.email)) > 0
