@@ -149,11 +149,9 @@ def enforce_policy() -> Response | None:
     if policy is None:
         log.error("endpoint %s has no access policy; refusing", endpoint)
         abort(403)
-    if endpoint == "static":
-        return None  # never touch the session or the database for a stylesheet
+    if endpoint == "static" or policy.public:
+        return None  # a stylesheet or a public page (survey links) needs no signed-in staff member
     viewer = current_staff()
-    if policy.public:
-        return None
     if viewer is None:
         if _wants_json():
             abort(401)

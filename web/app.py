@@ -52,7 +52,9 @@ def _configure_flask(app: Flask, settings: Settings) -> None:
         BABEL_DEFAULT_LOCALE="en",
         BABEL_DEFAULT_TIMEZONE=settings.timezone,
         RATELIMIT_STORAGE_URI=settings.ratelimit_storage_url,
-        RATELIMIT_HEADERS_ENABLED=True,
+        # Retry-After is added to 429 pages by web.errors; X-RateLimit-* on every response would cost two storage
+        # round trips per request.
+        RATELIMIT_HEADERS_ENABLED=False,
         # A broken Redis must not lock everyone out: fall back to per-process memory and log it.
         RATELIMIT_SWALLOW_ERRORS=True,
         RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,

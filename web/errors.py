@@ -85,8 +85,17 @@ def handle_http_error(exc: HTTPException) -> Response:
     kept = {name: value for name, value in exc.get_headers() if name in KEPT_HEADERS}
     if exc.response is not None:
         kept.update({k: v for k, v in exc.response.headers.items() if k in KEPT_HEADERS})
+    if code == 429:
+        kept.setdefault("Retry-After", retry_after())
     message = str(CSRF_MESSAGE) if isinstance(exc, CSRFError) else None
     return error_response(code, message=message, headers=kept)
+
+
+def retry_after() -> str:
+    """The Retry-After value for a rate-limited request."""
+    from web.limiter import retry_after_seconds
+
+    return str(retry_after_seconds())
 
 
 def handle_unexpected(exc: InternalServerError) -> Response:

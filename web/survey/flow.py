@@ -10,10 +10,14 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from flask import render_template, request
-from flask_babel import force_locale, gettext
+from babel import Locale
+from flask import current_app, render_template, request
+from flask_babel import force_locale as _force_locale
+from flask_babel import gettext
+from markupsafe import escape
 from werkzeug.wrappers import Response
 
 from services.db import utcnow
@@ -42,12 +46,23 @@ from workers.enqueue import enqueue_after_commit
 log = logging.getLogger(__name__)
 
 
+@lru_cache(maxsize=16)
+def _locale(lang: str) -> Locale:
+    return Locale.parse(lang)
+
+
+def force_locale(lang: str) -> Any:
+    """flask_babel.force_locale with the Locale parsed once per language (parsing looks on disk every time)."""
+    return _force_locale(_locale(lang))
+
+
 def _(message: str, **values: Any) -> str:
     """gettext, typed (the name is what the message extractor looks for)."""
     return str(gettext(message, **values))
 
 
-EVALUATE_TASK = "alerts.evaluate"
+# One message per submission: its administrations are evaluated in order by one task.
+EVALUATE_TASK = "alerts.evaluate_batch"
 LANGUAGE_NAMES = {"en": "English", "es": "Español"}
 CLOSED_STATUS = {
     LinkState.UNKNOWN: 404,
@@ -205,14 +220,16 @@ class SurveyRun:
         except AnswerError as error:
             rollback()
             return self._answer_error(steps, progress, lang, error)
-        for administration_id in submitted.administration_ids:
-            enqueue_after_commit(session, EVALUATE_TASK, administration_id)
+        if submitted.administration_ids:
+            enqueue_after_commit(session, EVALUATE_TASK, *submitted.administration_ids)
         commit()  # answers and scores first; the publish runs after this, fire-and-forget
         self.finished = True
         return self.thanks(lang, risk=submitted.risk)
 
     def thanks(self, lang: str, *, risk: bool) -> Response:
         """The thank-you page (crisis information whenever a risk item was answered above 0)."""
+        if not self.mode.kiosk:
+            return _cached_thanks(lang, risk=risk, first_name=self.context.first_name)
         seconds = 120 if risk else 30
         return survey_page(
             "survey/thanks.html",
@@ -281,6 +298,31 @@ class SurveyRun:
             other_languages=[code for code in LANGUAGES if code != lang],
             refresh=_home_refresh(self.mode, self.mode.idle_seconds),
         )
+
+
+# A stand-in the template escapes to itself; the client's first name (escaped) replaces it after rendering.
+_NAME_SLOT = "rapport-first-name-slot"
+
+
+def _cached_thanks(lang: str, *, risk: bool, first_name: str | None) -> Response:
+    """The link thank-you page, rendered once per (language, risk, named) per app and then filled in.
+
+    It is the page every submission ends on, and the same for everyone but the first name; the settings it shows
+    (practice name, crisis information) are fixed for the app's life.
+    """
+    cache: dict[tuple[str, bool, bool], str] = current_app.extensions.setdefault("rapport.survey_thanks", {})
+    key = (lang, risk, bool(first_name))
+    body = cache.get(key)
+    if body is None:
+        page = survey_page(
+            "survey/thanks.html", lang, first_name=_NAME_SLOT if first_name else None, risk=risk, mode=None
+        )
+        body = cache[key] = page.get_data(as_text=True)
+    if first_name:
+        body = body.replace(_NAME_SLOT, str(escape(first_name)))
+    response = Response(body, status=200, mimetype="text/html")
+    response.headers["X-Robots-Tag"] = "noindex, nofollow"
+    return response
 
 
 def _summary_message(problem: Problem, lang: str) -> str:

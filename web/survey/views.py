@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, request, url_for
-from flask_babel import force_locale
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
 
@@ -26,7 +25,7 @@ from services.surveys.submission import (
     opt_out,
 )
 from web.access import public
-from web.errors import KEPT_HEADERS
+from web.errors import KEPT_HEADERS, retry_after
 from web.limiter import client_ip, limiter, token_limit
 from web.request_db import commit, db_session, rollback
 from web.security import csrf
@@ -37,6 +36,7 @@ from web.survey.flow import (
     bad_request_page,
     choose_language,
     closed_page,
+    force_locale,
     form_data,
     survey_page,
 )
@@ -125,6 +125,8 @@ def _error_page(error: Exception) -> Response:
         else:
             message = _("Something in the request was not right. Please go back and try again.")
     response = bad_request_page(lang, message, status=code, mode=kiosk_mode_for_errors())
+    if code == 429:
+        response.headers["Retry-After"] = retry_after()
     if isinstance(error, HTTPException):
         for name, value in error.get_headers():
             if name in KEPT_HEADERS:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from celery import shared_task
@@ -22,6 +24,14 @@ log = logging.getLogger(__name__)
 
 # Retries of a transient failure; each is also one of the row's bounded evaluation attempts.
 MAX_RETRIES = 8
+
+
+@dataclass
+class Batch:
+    """What a batch evaluation did: status per administration id, and the ids to retry."""
+
+    outcome: dict[str, str] = field(default_factory=dict)
+    retry: list[int] = field(default_factory=list)
 
 
 class TransientEvaluationError(Exception):
@@ -78,6 +88,40 @@ def evaluate(self: Any, administration_id: int) -> str:
         return evaluate_now(runtime.database(), runtime.settings(), administration_id)
     except TransientEvaluationError as exc:
         raise self.retry(exc=exc, countdown=min(120, 2 ** (self.request.retries + 1))) from exc
+
+
+def evaluate_batch_now(database: Database, settings: Settings, administration_ids: Sequence[int]) -> Batch:
+    """Evaluate several administrations in order, each in its own unit of work; collect what to retry.
+
+    A transient failure puts the id on the retry list; any other failure is recorded on its row (reconcile re-drives
+    it) and does not stop the rest.
+    """
+    batch = Batch()
+    for administration_id in administration_ids:
+        try:
+            batch.outcome[str(administration_id)] = evaluate_now(database, settings, administration_id)
+        except TransientEvaluationError:
+            batch.retry.append(administration_id)
+        except Exception:
+            log.exception("evaluating administration %s failed; reconcile will re-drive it", administration_id)
+            batch.outcome[str(administration_id)] = "error"
+    return batch
+
+
+@shared_task(
+    name="alerts.evaluate_batch",
+    bind=True,
+    max_retries=MAX_RETRIES,
+    soft_time_limit=90,
+    time_limit=120,
+    **IDEMPOTENT,
+)
+def evaluate_batch(self: Any, *administration_ids: int) -> dict[str, str]:
+    """Evaluate one submission's administrations (one message for the survey, not one per instrument)."""
+    batch = evaluate_batch_now(runtime.database(), runtime.settings(), administration_ids)
+    if batch.retry:
+        raise self.retry(args=batch.retry, countdown=min(120, 2 ** (self.request.retries + 1)))
+    return batch.outcome
 
 
 def send_digests_now(database: Database, settings: Settings) -> dict[str, Any]:

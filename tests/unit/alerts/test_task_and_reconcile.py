@@ -117,6 +117,45 @@ def test_transient_failures_are_retried_then_given_up_after_max_attempts(
     assert published == []
 
 
+def test_a_batch_evaluates_in_order_retries_only_the_transient_and_records_the_broken(
+    db: Database, test_settings: Settings, published: list[tuple[str, tuple[int, ...]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _b1_up_to_session_5(db)
+    with db.unit_of_work() as session:
+        other = make_episode(session, clinician=make_user(session, role="clinician"))
+        broken_id = submit_phq9(session, other, 12, week=0).id
+    locked_id = ids[-1]
+    real = alert_tasks.evaluate_administration
+
+    def flaky(session: Session, administration_id: int, **kw: Any) -> Any:
+        if administration_id == locked_id:
+            raise OperationalError("SELECT 1", {}, Exception("database is locked"))
+        if administration_id == broken_id:
+            raise RuntimeError("a bug in one evaluation")
+        return real(session, administration_id, **kw)
+
+    monkeypatch.setattr(alert_tasks, "evaluate_administration", flaky)
+    batch = alert_tasks.evaluate_batch_now(db, test_settings, [*ids[:-1], broken_id, locked_id])
+    assert batch.outcome == {**{str(i): "evaluated" for i in ids[:-1]}, str(broken_id): "error"}
+    assert batch.retry == [locked_id]
+    batch_ids = [*ids, broken_id]
+    with db.session() as s:
+        rows = {row.id: row for row in s.scalars(select(Administration).where(Administration.id.in_(batch_ids)))}
+        assert len(rows) == len(batch_ids)
+        assert all(rows[i].evaluated_at is not None for i in ids[:-1])
+        assert rows[locked_id].evaluated_at is None
+        assert rows[locked_id].eval_attempts == 1
+        assert rows[broken_id].evaluated_at is None
+        assert "a bug in one evaluation" in (rows[broken_id].last_error or "")
+    # The retry (the lock is gone now) finishes the job; the rest are untouched no-ops.
+    monkeypatch.setattr(alert_tasks, "evaluate_administration", real)
+    again = alert_tasks.evaluate_batch_now(db, test_settings, [*ids, broken_id])
+    assert again.retry == []
+    assert again.outcome[str(locked_id)] == "evaluated"
+    assert again.outcome[str(broken_id)] == "evaluated"
+    assert {again.outcome[str(i)] for i in ids[:-1]} == {"done"}
+
+
 def test_a_row_with_no_attempts_left_is_marked_failed_when_delivered_again(session: Session) -> None:
     episode = make_episode(session)
     row = submit_phq9(session, episode, 5, week=0)

@@ -245,7 +245,8 @@ def test_submit_stores_every_step_scored_and_enqueues_evaluation_after_commit(
     assert invitation.status == "completed"
     assert invitation.completed_at is not None
     assert invitation.started_at is not None
-    assert published.calls == [("alerts.evaluate", (row.id,)) for row in rows]
+    # One message for the whole submission, naming its administrations in order.
+    assert published.calls == [("alerts.evaluate_batch", tuple(row.id for row in rows))]
 
 
 def test_double_submit_is_harmless(client: FlaskClient, session: Session, published: Published) -> None:
@@ -310,6 +311,34 @@ def test_no_risk_no_crisis_box_but_the_not_watched_note(client: FlaskClient, ses
     assert app.extensions["rapport"].settings.crisis_info not in html
     assert "crisis-strong" not in html
     assert "Nobody watches these answers as they arrive" in html
+
+
+def test_the_thank_you_page_names_each_client_escaped_and_keeps_risk_apart(
+    client: FlaskClient, session: Session, app: Flask
+) -> None:
+    from tests.factories import make_client
+
+    crisis = app.extensions["rapport"].settings.crisis_info
+    names = ["Ana", '<img src=x onerror="alert(1)">', "Zoë & Co"]
+    pages = []
+    for index, name in enumerate(names):
+        link = make_link(session, client=make_client(session, first_name=name))
+        html, status = complete(client, link, phq9_9="1" if index == 1 else "0")
+        assert status == 200
+        pages.append(html)
+    assert "Thank you, Ana." in pages[0]
+    assert "Thank you, &lt;img src=x onerror=&#34;alert(1)&#34;&gt;." in pages[1]
+    assert "<img src=x" not in pages[1]
+    assert "Thank you, Zoë &amp; Co." in pages[2]
+    # The page is built once per language and risk, then filled in: nobody sees another client's name or box.
+    assert [crisis in html for html in pages] == [False, True, False]
+    assert "Ana" not in pages[2]
+    assert "Zo" not in pages[0]
+    spanish = make_link(session, client=make_client(session, first_name="Ana", language="es"))
+    response = client.get(spanish.path)
+    for code in ("PHQ-9", "GAD-7", "GOAL-PROGRESS"):
+        response = post_step(client, spanish, response.get_data(as_text=True), answers_for(code), lang="es")
+    assert "Gracias, Ana." in response.get_data(as_text=True)
 
 
 # --- language -------------------------------------------------------------------------------------------------
