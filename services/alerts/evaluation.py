@@ -38,7 +38,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, Integer, any_, bindparam, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -83,7 +84,7 @@ _STATE_KEYS = ("alert", "opened_session", "baseline")
 _KIND_ORDER = {kind: position for position, kind in enumerate((*ALLIANCE_KINDS, *OUTCOME_KINDS))}
 
 Status = Literal["evaluated", "already_evaluated", "missing"]
-# Ids per IN list (well under SQLite's limit on bound parameters).
+# Ids per IN list on SQLite (well under its limit on bound parameters); PostgreSQL gets one array.
 CHUNK = 1000
 
 
@@ -223,19 +224,25 @@ def evaluate_episode_histories(
     return run.result
 
 
-def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
+def _id_sets(session: Session, column: Any, ids: Sequence[int]) -> Iterable[ColumnElement[bool]]:
+    """Conditions that together select ids: one `= ANY(array)` on PostgreSQL, IN lists of CHUNK ids elsewhere."""
+    if not ids:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        yield column == any_(bindparam("ids", list(ids), type_=ARRAY(Integer)))
+        return
     for start in range(0, len(ids), CHUNK):
-        yield ids[start : start + CHUNK]
+        yield column.in_(ids[start : start + CHUNK])
 
 
 def _preload(run: _Run, episode_ids: Sequence[int]) -> dict[int, list[Administration]]:
     """Read the episodes' administrations (into the series cache) and current alerts; return the waiting ones."""
     session = run.session
     waiting: dict[int, list[Administration]] = {}
-    for chunk in _chunks(episode_ids):
+    for episodes in _id_sets(session, Administration.episode_id, episode_ids):
         rows = session.scalars(
             select(Administration)
-            .where(Administration.episode_id.in_(chunk))
+            .where(episodes)
             .order_by(Administration.episode_id, Administration.completed_at, Administration.id)
             .execution_options(populate_existing=True)
         )
@@ -247,9 +254,10 @@ def _preload(run: _Run, episode_ids: Sequence[int]) -> dict[int, list[Administra
                 waiting.setdefault(row.episode_id, []).append(row)
                 # The rules need each series only up to its last waiting administration.
                 run.rules_end[key] = len(series)
+    for episodes in _id_sets(session, Alert.episode_id, episode_ids):
         alerts = session.scalars(
             select(Alert)
-            .where(Alert.episode_id.in_(chunk), Alert.status != "resolved")
+            .where(episodes, Alert.status != "resolved")
             .order_by(Alert.id)
             .with_for_update()
             .execution_options(populate_existing=True)
@@ -285,18 +293,14 @@ def _lock_episode_of(session: Session, administration_id: int) -> int | None:
 
 def _lock_episodes(session: Session, episode_ids: Sequence[int]) -> None:
     ordered = sorted(episode_ids)
-    sqlite = _is_sqlite(session)
-    for chunk in _chunks(ordered):
-        if sqlite:
+    for episodes in _id_sets(session, Episode.id, ordered):
+        if _is_sqlite(session):
             session.execute(
-                update(Episode)
-                .where(Episode.id.in_(chunk))
-                .values(id=Episode.id)
-                .execution_options(synchronize_session=False)
+                update(Episode).where(episodes).values(id=Episode.id).execution_options(synchronize_session=False)
             )
         else:
             # In id order, so that two bulk evaluations never wait for each other crosswise.
-            session.execute(select(Episode.id).where(Episode.id.in_(chunk)).order_by(Episode.id).with_for_update())
+            session.execute(select(Episode.id).where(episodes).order_by(Episode.id).with_for_update())
 
 
 # Evaluation ------------------------------------------------------------------------------------------------------
@@ -770,10 +774,10 @@ def _write_pending_signals(run: _Run) -> None:
 
 def _write_evaluated(run: _Run) -> None:
     """Bulk mode: store evaluated_at (and clear eval_failed_at) for every administration evaluated."""
-    for chunk in _chunks(run.result.evaluated):
+    for administrations in _id_sets(run.session, Administration.id, run.result.evaluated):
         run.session.execute(
             update(Administration)
-            .where(Administration.id.in_(chunk))
+            .where(administrations)
             .values(evaluated_at=run.now, eval_failed_at=None)
             .execution_options(synchronize_session=False)
         )

@@ -1,7 +1,14 @@
-"""The demo practice: synthetic staff, clients, episodes, appointments, invitations and answers."""
+"""The demo practice: synthetic staff, clients, episodes, appointments, invitations and answers.
+
+Clients are seeded in batches of BATCH_CLIENTS, one transaction each. On PostgreSQL a batch's rows are written with
+COPY (ids reserved from the table's sequence first, so they are the ids plain INSERTs in the same order would get);
+elsewhere with executemany INSERTs. Each batch's history is then evaluated in bulk, as the workers would have
+evaluated it session by session (signals and alerts, without emails about the past).
+"""
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections.abc import Sequence
@@ -10,12 +17,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import JSON, Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from services.accounts.models import Role, Team, User
 from services.accounts.passwords import hash_password
-from services.alerts.evaluation import evaluate_episode_history
+from services.alerts.evaluation import evaluate_episode_histories
 from services.clients.models import Appointment, Client, Episode
 from services.db import Database
 from services.demo.names import client_code, synthetic_name
@@ -43,6 +50,8 @@ CLIENTS_PER_CLINICIAN = 12
 CLINICIANS_PER_TEAM = 8
 COMPLETION_RATE = 0.78
 BATCH_CLIENTS = 500
+# Scored administrations remembered by their answers (goal and partnership answers repeat often); bounded.
+SCORE_MEMO_SIZE = 10_000
 
 
 class DemoError(RuntimeError):
@@ -125,10 +134,16 @@ def _answers(code: str, course: ClientCourse, t: int, rng: random.Random) -> dic
     return answers
 
 
-def _administration_row(code: str, answers: dict[str, Any]) -> dict[str, Any]:
+def _administration_row(
+    code: str, answers: dict[str, Any], memo: dict[tuple[Any, ...], dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The stored columns of one scored administration (the same answers always score the same)."""
+    key = (code, *answers.items())
+    if memo is not None and (known := memo.get(key)) is not None:
+        return known
     instrument = load_instrument(code)
     result = score_administration(instrument, answers)
-    return {
+    row = {
         "instrument_code": instrument.code,
         "instrument_version": instrument.version,
         "answers": dict(result.answers),
@@ -136,6 +151,9 @@ def _administration_row(code: str, answers: dict[str, Any]) -> dict[str, Any]:
         "total": result.total,
         "complete": result.status != "incomplete",
     }
+    if memo is not None and len(memo) < SCORE_MEMO_SIZE:
+        memo[key] = row
+    return row
 
 
 def seed_demo(
@@ -166,11 +184,21 @@ def seed_demo(
     clinician_ids = [u.id for u in clinician_users]
     totals = {"episodes": 0, "appointments": 0, "invitations": 0, "administrations": 0}
     taken_codes: set[str] = set()
+    score_memo: dict[tuple[Any, ...], dict[str, Any]] = {}
     for batch_start in range(0, clients, BATCH_CLIENTS):
         batch = range(batch_start, min(clients, batch_start + BATCH_CLIENTS))
         with database.unit_of_work() as session:
             counts = _seed_batch(
-                session, rng, batch, clinician_ids, taken_codes, window_start=window_start, today=today, tz=tz, now=now
+                session,
+                rng,
+                batch,
+                clinician_ids,
+                taken_codes,
+                window_start=window_start,
+                today=today,
+                tz=tz,
+                now=now,
+                score_memo=score_memo,
             )
         for key, value in counts.items():
             totals[key] += value
@@ -187,6 +215,55 @@ def _insert_returning_ids(session: Session, model: Any, rows: Sequence[dict[str,
     return list(session.scalars(stmt, list(rows)))
 
 
+def _insert_rows(session: Session, model: Any, rows: Sequence[dict[str, Any]], *, ids: bool = True) -> list[int]:
+    """Insert rows in order; return their ids in the same order (with ids=False, none outside PostgreSQL)."""
+    if not rows:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        return _copy_rows(session, model.__table__, rows)
+    if ids:
+        return _insert_returning_ids(session, model, rows)
+    session.execute(insert(model), list(rows))
+    return []
+
+
+def _copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """PostgreSQL: reserve len(rows) ids from the table's sequence, then COPY the rows in with those ids.
+
+    Columns the rows leave out get their Python-side defaults, as an INSERT through SQLAlchemy would; JSON columns
+    are written as the text json.dumps gives, which is what SQLAlchemy sends for them.
+    """
+    given = list(rows[0])
+    columns = {column.name: column for column in table.columns}
+    defaults = [
+        (name, column.default)
+        for name, column in columns.items()
+        if name != "id" and name not in given and column.default is not None
+    ]
+    names = ["id", *given, *(name for name, _ in defaults)]
+    is_json = [isinstance(columns[name].type, JSON) for name in names]
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", (table.name, len(rows))
+        )
+        ids = sorted(int(value) for (value,) in cursor.fetchall())
+        column_list = ", ".join(f'"{name}"' for name in names)
+        with cursor.copy(f'COPY "{table.name}" ({column_list}) FROM STDIN') as copy:
+            for row_id, row in zip(ids, rows, strict=True):
+                values: list[Any] = [row_id, *(row[name] for name in given)]
+                for _, default in defaults:
+                    values.append(default.arg(None) if default.is_callable else default.arg)  # type: ignore[attr-defined]
+                copy.write_row(
+                    [
+                        json.dumps(value) if json_column else value
+                        for value, json_column in zip(values, is_json, strict=True)
+                    ]
+                )
+    return ids
+
+
 def _seed_batch(
     session: Session,
     rng: random.Random,
@@ -198,6 +275,7 @@ def _seed_batch(
     today: date,
     tz: ZoneInfo,
     now: datetime,
+    score_memo: dict[tuple[Any, ...], dict[str, Any]] | None = None,
 ) -> dict[str, int]:
     client_rows, courses, starts = [], [], []
     span = max(7, (today - window_start).days - 7)
@@ -220,7 +298,7 @@ def _seed_batch(
         weeks_elapsed = max(0, (today - start).days // 7)
         courses.append(client_course(rng, max_sessions=max(1, weeks_elapsed)))
         starts.append(start)
-    client_ids = _insert_returning_ids(session, Client, client_rows)
+    client_ids = _insert_rows(session, Client, client_rows)
 
     episode_rows = []
     for i, cid in enumerate(client_ids):
@@ -239,7 +317,7 @@ def _seed_batch(
                 "goals": ["Feel less on edge at work", "Sleep better"],
             }
         )
-    episode_ids = _insert_returning_ids(session, Episode, episode_rows)
+    episode_ids = _insert_rows(session, Episode, episode_rows)
 
     appt_rows: list[dict[str, Any]] = []
     appt_meta: list[tuple[int, int, bool]] = []  # (client index, session index, in the past)
@@ -263,7 +341,7 @@ def _seed_batch(
                 }
             )
             appt_meta.append((i, t, past))
-    appt_ids = _insert_returning_ids(session, Appointment, appt_rows)
+    appt_ids = _insert_rows(session, Appointment, appt_rows)
 
     inv_rows: list[dict[str, Any]] = []
     inv_meta: list[tuple[int, int, str, bool]] = []
@@ -293,7 +371,7 @@ def _seed_batch(
                 }
             )
             inv_meta.append((i, t, phase, completed))
-    inv_ids = _insert_returning_ids(session, Invitation, inv_rows)
+    inv_ids = _insert_rows(session, Invitation, inv_rows)
 
     adm_rows: list[dict[str, Any]] = []
     for inv_id, inv, (i, t, _phase, completed) in zip(inv_ids, inv_rows, inv_meta, strict=True):
@@ -302,7 +380,7 @@ def _seed_batch(
         for code in inv["instruments"]:
             adm_rows.append(
                 {
-                    **_administration_row(code, _answers(code, courses[i], t, rng)),
+                    **_administration_row(code, _answers(code, courses[i], t, rng), score_memo),
                     "invitation_id": inv_id,
                     "episode_id": inv["episode_id"],
                     "appointment_id": inv["appointment_id"],
@@ -311,11 +389,9 @@ def _seed_batch(
                     "evaluated_at": None,
                 }
             )
-    if adm_rows:
-        session.execute(insert(Administration), adm_rows)
+    _insert_rows(session, Administration, adm_rows, ids=False)
     # Evaluate the history as the workers would have, without sending anyone an email about the past.
-    for episode_id in episode_ids:
-        evaluate_episode_history(session, episode_id, settings=DEFAULT_SETTINGS)
+    evaluate_episode_histories(session, episode_ids, settings=DEFAULT_SETTINGS)
     return {
         "episodes": len(episode_ids),
         "appointments": len(appt_ids),
