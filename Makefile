@@ -5,7 +5,7 @@ PYTEST := .venv/bin/pytest
 XDIST ?= 2
 
 .PHONY: install run test test-quick test-integration test-e2e lint typecheck \
-        bench-signals bench-submit bench-alerts bench-reconcile bench-report clean
+        bench-signals bench-submit bench-alerts bench-reconcile bench-report bench-seed clean
 
 install:
 	@infra/bootstrap.sh run
@@ -57,6 +57,10 @@ bench-reconcile:
 bench-report:
 	@infra/bootstrap.sh test
 	@$(PY) tests/benchmarks/bench_report.py
+
+bench-seed:
+	@infra/bootstrap.sh test
+	@$(PY) tests/benchmarks/bench_seed.py
 
 clean:
 	rm -rf var/ .pytest_cache .mypy_cache .ruff_cache .hypothesis
