@@ -36,9 +36,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import ColumnElement, Integer, any_, bindparam, insert, select, update
+from sqlalchemy import ColumnElement, Integer, Table, any_, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -81,6 +81,7 @@ SEVERITY_RANK = {"info": 0, "amber": 1, "red": 2, "risk": 3}
 
 # Keys the pure engine adds to evidence from its own view of the alert; replaced with the stored alert's view.
 _STATE_KEYS = ("alert", "opened_session", "baseline")
+_NEXT_ALERT_ID = "SELECT nextval(pg_get_serial_sequence('alerts', 'id'))"
 _KIND_ORDER = {kind: position for position, kind in enumerate((*ALLIANCE_KINDS, *OUTCOME_KINDS))}
 
 Status = Literal["evaluated", "already_evaluated", "missing"]
@@ -603,8 +604,7 @@ def _open_alert(
     )
     if administration.episode_id in run.preloaded:
         # The episode is locked and its current alert of this kind known to be none: no clash is possible.
-        run.session.add(alert)
-        run.session.flush()
+        _assign_id(run, alert)
         run.current_alerts[(alert.episode_id, kind)] = alert
         run.result.alerts_opened.append(alert.id)
         return alert
@@ -619,6 +619,22 @@ def _open_alert(
         return existing
     run.result.alerts_opened.append(alert.id)
     return alert
+
+
+def _assign_id(run: _Run, alert: Alert) -> None:
+    """Bulk mode: give a new alert its id now (its evidence and links carry it); the INSERT may wait.
+
+    On PostgreSQL the id is taken from the table's sequence, the one an INSERT would have taken, and the row is
+    written with the others at the next flush; elsewhere the row is flushed at once.
+    """
+    session = run.session
+    if session.get_bind().dialect.name == "postgresql":
+        # On the connection, not the session: no autoflush of every alert touched since the last one.
+        alert.id = session.connection().exec_driver_sql(_NEXT_ALERT_ID).scalar_one()
+        session.add(alert)
+    else:
+        session.add(alert)
+        session.flush()
 
 
 def _forget_alert(run: _Run, alert: Alert) -> None:
@@ -768,7 +784,8 @@ def _mark_evaluated(run: _Run, row: Administration) -> None:
 def _write_pending_signals(run: _Run) -> None:
     """Bulk mode: insert the signals gathered so far (in the order they were found, so ids follow it)."""
     if run.pending_signals:
-        run.session.execute(insert(SignalRecord), run.pending_signals)
+        # A Core INSERT (executemany): the rows need no ORM bookkeeping.
+        run.session.execute(insert(cast(Table, SignalRecord.__table__)), run.pending_signals)
         run.pending_signals = []
 
 
