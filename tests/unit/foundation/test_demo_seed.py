@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import random
+import secrets
 from datetime import date
+from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import func, select
 
+from services import schema
 from services.accounts.models import User
-from services.clients.models import Client, Episode
+from services.alerts.models import Alert, SignalRecord
+from services.clients.models import Appointment, Client, Episode
 from services.db import Database
 from services.demo.seed import DEMO_LOGINS, DemoError, seed_demo
 from services.demo.trajectories import client_course
-from services.surveys.models import Administration
+from services.surveys.models import Administration, Invitation
 
 
 def test_seed_creates_every_role_and_a_practice(db: Database) -> None:
@@ -28,6 +33,13 @@ def test_seed_creates_every_role_and_a_practice(db: Database) -> None:
         assert s.scalar(select(func.count()).select_from(Administration)) == summary.administrations > 0
         open_episodes = s.scalar(select(func.count()).select_from(Episode).where(Episode.ended_on.is_(None)))
         assert 0 < (open_episodes or 0) < 40
+        # The history was evaluated: nothing waits, and the ruptures and outcomes left signals and alerts.
+        waiting = s.scalar(
+            select(func.count()).select_from(Administration).where(Administration.evaluated_at.is_(None))
+        )
+        assert waiting == 0
+        assert (s.scalar(select(func.count()).select_from(SignalRecord)) or 0) > 0
+        assert (s.scalar(select(func.count()).select_from(Alert)) or 0) > 0
 
 
 def test_seed_refuses_a_practice_that_already_has_clients(db: Database) -> None:
@@ -48,3 +60,42 @@ def test_courses_are_reproducible_and_show_ruptures_at_about_published_rates() -
     for c in courses_a[:200]:
         assert all(0 <= x <= 27 for x in c.phq9)
         assert all(0 <= v <= 10 for items in c.alliance_items for v in items)
+
+
+SEEDED = (Client, Episode, Appointment, Invitation, Administration, SignalRecord, Alert)
+# Wall-clock columns: compared only as set or not.
+STAMPS = {"created_at", "updated_at", "evaluated_at"}
+
+
+def practice(database: Database) -> dict[str, list[tuple[Any, ...]]]:
+    """Every seeded row of the clinical tables, in id order, ids included."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    with database.session() as s:
+        for model in SEEDED:
+            columns = [column.key for column in model.__table__.columns]
+            out[model.__tablename__] = [
+                tuple((getattr(row, name) is not None) if name in STAMPS else getattr(row, name) for name in columns)
+                for row in s.scalars(select(model).order_by(model.id))
+            ]
+    return out
+
+
+@pytest.mark.integration
+def test_postgresql_copy_path_writes_the_practice_the_inserts_write(db: Database) -> None:
+    """On PostgreSQL the seed COPYs its rows and reserves ids from the sequences: same rows, same ids as INSERTs."""
+    name = f"rapport_seed_{secrets.token_hex(4)}"
+    admin = psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True)
+    admin.execute(f'CREATE DATABASE "{name}"')
+    pg = Database(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
+    try:
+        schema.upgrade(pg.engine)
+        options: dict[str, Any] = {"clients": 40, "months": 8, "clinicians": 3, "seed": 11, "today": date(2026, 11, 20)}
+        assert seed_demo(pg, **options) == seed_demo(db, **options)
+        on_postgresql, on_sqlite = practice(pg), practice(db)
+        assert all(on_sqlite.values())
+        for table, rows in on_sqlite.items():
+            assert on_postgresql[table] == rows, table
+    finally:
+        pg.dispose()
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
