@@ -18,13 +18,15 @@ Order: an administration is evaluated after every earlier administration of its 
 instrument, ordered by completed_at, id). Earlier ones still waiting are evaluated first in the same transaction,
 so a delayed or re-driven task gives the same alerts as evaluation in order would.
 
-History in bulk (`evaluate_episode_histories`, the demo seed and `evaluate_episode_history`): the episodes are
-locked in one statement, all their administrations and open alerts are read in one query each, and the pure rules
-run once per series rather than once per administration (they are causal: a session's signals depend only on the
-sessions up to it, so one run over the series gives each session what a run over its prefix would). As the
-episodes are locked and every administration handled was waiting, no savepoints are needed: the signals are
-written with one executemany at the end and the administrations marked evaluated with one UPDATE per chunk. The
-stored signals and alerts (ids included) are the same as evaluating the administrations one at a time in order.
+History in bulk (`evaluate_episode_histories`, used by `evaluate_episode_history` and the demo seed): the episodes
+are locked in one statement (in id order), their administrations and non-resolved alerts are read with one query
+each (on SQLite, per 1,000 episodes), and the pure rules run once per series rather than once per administration
+(they are causal: a session's signals depend only on the sessions up to it, so one run over the series gives each
+session what a run over its prefix would). As the episodes are locked and every administration handled was
+waiting, nothing can clash, so there are no savepoints: a new alert gets its id at once (on PostgreSQL from its
+sequence, the row following at the next flush), the signals are written with one executemany at the end, and the
+administrations are marked evaluated in memory and then with one UPDATE (on SQLite, per 1,000). The stored
+signals and alerts, ids included, are those of evaluating the administrations one at a time in order.
 
 The alliance alert follows the state machine of `services.signals.evaluate_alliance` (a test checks that the
 stored alerts match it on many series), driven by the stored alert rather than a replay, so that a clinician's
