@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import JSON, Table, func, insert, select
+from sqlalchemy import JSON, ColumnDefault, Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from services.accounts.models import Role, Team, User
@@ -234,14 +234,28 @@ def _copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -
     are written as the text json.dumps gives, which is what SQLAlchemy sends for them.
     """
     given = list(rows[0])
+    if any(len(row) != len(given) for row in rows):
+        raise ValueError(f"rows for {table.name} do not all have the same columns")
     columns = {column.name: column for column in table.columns}
-    defaults = [
-        (name, column.default)
-        for name, column in columns.items()
-        if name != "id" and name not in given and column.default is not None
-    ]
-    names = ["id", *given, *(name for name, _ in defaults)]
-    is_json = [isinstance(columns[name].type, JSON) for name in names]
+    defaults: list[tuple[str, ColumnDefault]] = []
+    for name, column in columns.items():
+        if name == "id" or name in given or column.default is None:
+            continue
+        default = column.default
+        if not isinstance(default, ColumnDefault) or default.is_clause_element:
+            raise ValueError(f"COPY cannot apply the default of {table.name}.{name}; give it in the rows")
+        defaults.append((name, default))
+    given_json = [(name, isinstance(columns[name].type, JSON)) for name in given]
+    defaults_json = [(default, isinstance(columns[name].type, JSON)) for name, default in defaults]
+    # JSON text by object: scored answers are shared between rows (the rows keep them alive, so ids stay unique).
+    texts: dict[int, str] = {}
+
+    def as_json(value: Any) -> str:
+        text = texts.get(id(value))
+        if text is None:
+            text = texts[id(value)] = json.dumps(value)
+        return text
+
     raw = session.connection().connection.driver_connection
     assert raw is not None
     with raw.cursor() as cursor:
@@ -249,18 +263,17 @@ def _copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -
             "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", (table.name, len(rows))
         )
         ids = sorted(int(value) for (value,) in cursor.fetchall())
-        column_list = ", ".join(f'"{name}"' for name in names)
+        column_list = ", ".join(f'"{name}"' for name in ["id", *given, *(name for name, _ in defaults)])
         with cursor.copy(f'COPY "{table.name}" ({column_list}) FROM STDIN') as copy:
             for row_id, row in zip(ids, rows, strict=True):
-                values: list[Any] = [row_id, *(row[name] for name in given)]
-                for _, default in defaults:
-                    values.append(default.arg(None) if default.is_callable else default.arg)  # type: ignore[attr-defined]
-                copy.write_row(
-                    [
-                        json.dumps(value) if json_column else value
-                        for value, json_column in zip(values, is_json, strict=True)
-                    ]
-                )
+                values: list[Any] = [row_id]
+                for name, is_json in given_json:
+                    value = row[name]
+                    values.append(as_json(value) if is_json else value)
+                for default, is_json in defaults_json:
+                    value = default.arg(None) if default.is_callable else default.arg
+                    values.append(json.dumps(value) if is_json else value)
+                copy.write_row(values)
     return ids
 
 
