@@ -77,7 +77,6 @@ class Options:
     load: str
     keep: bool
     spy: str | None
-    what_if: str
 
 
 def parse_args() -> Options:
@@ -94,11 +93,6 @@ def parse_args() -> Options:
     parser.add_argument("--load", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--keep", action="store_true", help="keep the database (for debugging)")
     parser.add_argument("--py-spy", dest="spy", help="profile the gunicorn workers with py-spy into this raw file")
-    parser.add_argument(
-        "--what-if",
-        default="",
-        help="comma-separated diagnostics, not the product: no-ratelimit-headers, no-pre-ping, one-publish",
-    )
     args = parser.parse_args()
     return Options(
         seconds=args.seconds,
@@ -113,7 +107,6 @@ def parse_args() -> Options:
         load=args.load,
         keep=args.keep,
         spy=args.spy,
-        what_if=args.what_if,
     )
 
 
@@ -238,9 +231,7 @@ def start_gunicorn(options: Options, env: dict[str, str], port: int, log_path: P
         "2048",
         "--log-level",
         "warning",
-        "--pythonpath",
-        str(Path(__file__).parent),
-        "bench_submit:wsgi_app()" if options.what_if else "web.wsgi:app",
+        "web.wsgi:app",
     ]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(argv, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -416,39 +407,6 @@ def drive(options: Options, port: int, bodies: list[tuple[str, bytes]], seconds:
     return result.stdout
 
 
-def wsgi_app() -> Any:
-    """The app with diagnostic changes from RAPPORT_BENCH_WHAT_IF (bench only: how much would each change buy?)."""
-    from services.config import load_settings
-    from web.app import create_app
-
-    what_if = set(filter(None, os.environ.get("RAPPORT_BENCH_WHAT_IF", "").split(",")))
-    unknown = what_if - {"no-ratelimit-headers", "no-pre-ping", "one-publish"}
-    if unknown:
-        raise SystemExit(f"unknown --what-if: {sorted(unknown)}")
-    settings = load_settings()
-    database = Database(settings.database_url, pool_pre_ping="no-pre-ping" not in what_if)
-    if "one-publish" in what_if:
-        # The cost of one broker message per submission instead of one per administration.
-        from workers import enqueue
-
-        original = enqueue.enqueue_after_commit
-
-        def once_per_session(session: Any, task_name: str, *args: int) -> None:
-            if not session.info.get("bench_published"):
-                session.info["bench_published"] = True
-                original(session, task_name, *args)
-
-        import web.survey.flow as flow
-
-        setattr(flow, "enqueue_after_commit", once_per_session)  # noqa: B010 - the name flow.py calls
-    app = create_app(settings=settings, database=database)
-    if "no-ratelimit-headers" in what_if:
-        from web.limiter import limiter
-
-        limiter._headers_enabled = False
-    return app
-
-
 # --- the floor ---------------------------------------------------------------------------------------------------
 
 FLOOR_UPDATE = (
@@ -575,7 +533,6 @@ def main() -> None:
                 "RAPPORT_SECRET_KEY": secret,
                 "RAPPORT_TOKEN_RATE_LIMIT": "1000000 per minute",
                 "PYTHONDONTWRITEBYTECODE": "1",
-                "RAPPORT_BENCH_WHAT_IF": options.what_if,
             }
         )
         port = free_port()
@@ -604,8 +561,6 @@ def main() -> None:
         print(f"web: {submitted} submissions in {options.seconds:g}s (wall {elapsed:.1f}s) = {web_rate:.0f}/s")
         shape = f"{options.workers} {options.worker_class} workers x {options.threads} threads"
         print(f"  gunicorn {shape}, {options.connections} connections from the load generator")
-        if options.what_if:
-            print(f"  WHAT-IF RUN (diagnostic, not the product): {options.what_if}")
         per = 1000 * app_cpu / submitted if submitted else 0.0
         print(f"  app CPU (gunicorn workers, user+system): {per:.2f} ms per submission; load average {load()}")
         print(f"  machine CPU busy during the run: {100 * busy:.0f}% of {os.cpu_count()} cores (all processes)")
