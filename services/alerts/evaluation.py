@@ -201,7 +201,8 @@ def evaluate_episode_histories(
     now: datetime | None = None,
 ) -> EvaluationResult:
     """Evaluate every waiting administration of these episodes, episode by episode in the order given, each in
-    order; the same as `evaluate_episode_history` per episode, with a handful of statements for all of them."""
+    order: what `evaluate_episode_history` on each episode would store, with a few statements for all of them
+    (and one per alert opened)."""
     run = _Run(
         session=session,
         settings=settings,
