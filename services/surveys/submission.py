@@ -12,9 +12,10 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Literal, Protocol, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, func, insert, select, update
+from sqlalchemy import CursorResult, Table, bindparam, func, insert, select, union_all, update
 from sqlalchemy.orm import Session
 
 from services.audit.operations import record_event
@@ -443,14 +444,77 @@ def submit_survey(
     for step in steps:
         given = check_kept_answers(step, answers.get(step.code, {}))
         scored.append((step, score_administration(step.instrument, given, not_applicable=step.not_applicable)))
-    params = {"invitation_id": context.invitation_id, "now": now}
-    if _changed(session, _COMPLETE, params) != 1:
-        raise SurveyClosedError(current_state(session, context.invitation_id, now))
-    # The conditional UPDATE above is what makes this the only submit, so the rows go in as one INSERT (rather than
-    # record_administration's look-up-then-insert per instrument); the (invitation, instrument) unique key stays.
     rows = [administration_row(context, step.instrument, result, language=language, now=now) for step, result in scored]
-    ids = tuple(int(i) for i in session.connection().execute(_STORE, rows).scalars())
+    ids = _complete_and_store(session, context.invitation_id, rows, now)
+    if ids is None:
+        raise SurveyClosedError(current_state(session, context.invitation_id, now))
     return Submitted(administration_ids=ids, risk=any(result.risk_positive for _, result in scored))
+
+
+def _complete_and_store(
+    session: Session, invitation_id: int, rows: Sequence[dict[str, Any]], now: datetime
+) -> tuple[int, ...] | None:
+    """Complete the invitation if it is still answerable and store its rows; None (nothing written) if it is not.
+
+    The conditional UPDATE is what makes this the only submit, so the rows go in as one INSERT (rather than
+    record_administration's look-up-then-insert per instrument); the (invitation, instrument) unique key stays.
+    On PostgreSQL both are one statement (the INSERT selects from the UPDATE's RETURNING, so it writes rows only
+    when the UPDATE completed the invitation): one round trip fewer on the busiest write of the service.
+    """
+    params: dict[str, Any] = {"invitation_id": invitation_id, "now": now}
+    connection = session.connection()
+    if connection.dialect.name == "postgresql" and rows:
+        for index, row in enumerate(rows):
+            params.update({f"{name}_{index}": row[name] for name in _STORED_COLUMNS[1:]})
+        stored = connection.execute(_complete_and_insert(len(rows)), params).all()
+        if not stored:
+            return None
+        by_code = {str(code): int(i) for i, code in stored}
+        return tuple(by_code[row["instrument_code"]] for row in rows)
+    if _changed(session, _COMPLETE, params) != 1:
+        return None
+    return tuple(int(i) for i in connection.execute(_STORE, list(rows)).scalars())
+
+
+_STORED_COLUMNS = (
+    "invitation_id",
+    "episode_id",
+    "appointment_id",
+    "instrument_code",
+    "instrument_version",
+    "respondent",
+    "answers",
+    "scores",
+    "total",
+    "complete",
+    "free_text",
+    "language",
+    "completed_at",
+    "eval_attempts",
+)
+
+
+@lru_cache(maxsize=8)
+def _complete_and_insert(count: int) -> Any:
+    """WITH done AS (UPDATE invitations ... RETURNING id) INSERT INTO administrations SELECT ... FROM done (x count).
+
+    Built once per row count, so SQLAlchemy's compiled cache serves every later submission.
+    """
+    done = _COMPLETE.returning(_invitations.c.id).cte("done")
+    selects = [
+        select(
+            done.c.id,
+            *(bindparam(f"{name}_{index}", type_=_administrations.c[name].type) for name in _STORED_COLUMNS[1:]),
+        )
+        for index in range(count)
+    ]
+    source = selects[0] if count == 1 else union_all(*selects)
+    return (
+        insert(_administrations)
+        .from_select(list(_STORED_COLUMNS), source)
+        .add_cte(done)
+        .returning(_administrations.c.id, _administrations.c.instrument_code)
+    )
 
 
 def administration_row(
