@@ -12,8 +12,9 @@ from collections.abc import Callable, Collection
 from datetime import date, datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
-from flask import Response, jsonify, request
+from flask import jsonify, request
 from werkzeug.datastructures import FileStorage
+from werkzeug.wrappers import Response
 
 from services.accounts.models import Role
 from services.audit.operations import record_event
@@ -113,7 +114,7 @@ def body(allowed: Collection[str], required: Collection[str] = ()) -> dict[str, 
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         raise ApiProblem("Send a JSON object with Content-Type: application/json.")
-    unknown = sorted(set(data) - allowed)
+    unknown = sorted(set(data) - set(allowed))
     if unknown:
         raise ApiProblem(f"Unknown field(s): {', '.join(unknown)}.")
     missing = sorted(name for name in required if data.get(name) in (None, ""))
