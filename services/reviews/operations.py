@@ -78,7 +78,16 @@ MAX_TEXT = 2000
 
 
 class ReviewError(ValueError):
-    """A review cannot be completed as asked, with a message fit to show."""
+    """A review cannot be completed as asked, with a message fit to show.
+
+    template is the English message with %(name)s placeholders and params their values, so a page can show it in
+    the reader's language (web/reviews keeps the translations); str(exc) is the English text.
+    """
+
+    def __init__(self, template: str, **params: object) -> None:
+        super().__init__(template % params if params else template)
+        self.template = template
+        self.params = params
 
 
 def review_link(base_url: str, review_id: int) -> str:
@@ -423,31 +432,43 @@ class CompletedReview:
     alert_resolved: bool = False
 
 
-def _clean(value: str | None, what: str, *, required: bool) -> str:
+def _clean(value: str | None, *, too_long: str, missing: str | None = None) -> str:
+    """The text stripped; missing is the message when it is required and empty (None: optional)."""
     text = (value or "").strip()
-    if required and not text:
-        raise ReviewError(f"Please write {what}.")
+    if missing is not None and not text:
+        raise ReviewError(missing)
     if len(text) > MAX_TEXT:
-        raise ReviewError(f"Please keep {what} under {MAX_TEXT} characters.")
+        raise ReviewError(too_long, max=MAX_TEXT)
     return text
 
 
 def check_answers(answers: ReviewAnswers, *, today: date, policy: ReviewPolicy) -> ReviewAnswers:
     """The answers cleaned and checked (raises ReviewError with a message fit to show)."""
     if answers.outcome not in OUTCOMES:
-        raise ReviewError(f"Choose an outcome: {', '.join(OUTCOMES)}.")
+        raise ReviewError("Choose an outcome: %(choices)s.", choices=", ".join(OUTCOMES))
     if answers.component not in COMPONENTS:
-        raise ReviewError(f"Choose the component of the partnership: {', '.join(COMPONENTS)}.")
+        raise ReviewError("Choose the component of the partnership: %(choices)s.", choices=", ".join(COMPONENTS))
     if answers.follow_up_on is not None:
         if answers.follow_up_on <= today:
             raise ReviewError("A follow-up date must be after today.")
         if answers.follow_up_on > today + timedelta(days=policy.follow_up_max_days):
-            raise ReviewError(f"A follow-up date must be within {policy.follow_up_max_days} days.")
+            raise ReviewError("A follow-up date must be within %(days)d days.", days=policy.follow_up_max_days)
     return ReviewAnswers(
-        what_happened=_clean(answers.what_happened, "what happened", required=True),
+        what_happened=_clean(
+            answers.what_happened,
+            missing="Please write what happened.",
+            too_long="Please keep what happened under %(max)d characters.",
+        ),
         component=answers.component,
-        clinician_tried=_clean(answers.clinician_tried, "what the clinician tried", required=False),
-        plan=_clean(answers.plan, "the plan", required=answers.outcome == "plan_agreed"),
+        clinician_tried=_clean(
+            answers.clinician_tried,
+            too_long="Please keep what the clinician tried under %(max)d characters.",
+        ),
+        plan=_clean(
+            answers.plan,
+            missing="Please write the plan." if answers.outcome == "plan_agreed" else None,
+            too_long="Please keep the plan under %(max)d characters.",
+        ),
         outcome=answers.outcome,
         follow_up_on=answers.follow_up_on,
     )

@@ -23,6 +23,7 @@ from services.reviews.policy import review_policy
 from services.reviews.queries import COMPLETED, OPEN, ReviewDetail, can_see_charts, get_review_for, list_agenda
 from web.access import allow
 from web.app import current_settings
+from web.clinician.presenting import STATUS_NAMES
 from web.i18n import local_date
 from web.limiter import client_ip
 from web.login import current_account
@@ -53,13 +54,32 @@ COMPONENT_NAMES = {
     "tension": _l("Tension in the session"),
     "general": _l("General, or not clear yet"),
 }
-# Service messages, in the reader's language.
+# The review form's messages (ReviewError templates, services' and this module's), in the reader's language.
 SERVICE_MESSAGES = {
     "This review is already completed.": _l("This review is already completed."),
     "Please write what happened.": _l("Please write what happened."),
     "Please write the plan.": _l("Please write the plan."),
+    "Please keep what happened under %(max)d characters.": _l("Please keep what happened under %(max)d characters."),
+    "Please keep what the clinician tried under %(max)d characters.": _l(
+        "Please keep what the clinician tried under %(max)d characters."
+    ),
+    "Please keep the plan under %(max)d characters.": _l("Please keep the plan under %(max)d characters."),
+    "Choose an outcome: %(choices)s.": _l("Choose an outcome: %(choices)s."),
+    "Choose the component of the partnership: %(choices)s.": _l(
+        "Choose the component of the partnership: %(choices)s."
+    ),
     "A follow-up date must be after today.": _l("A follow-up date must be after today."),
+    "A follow-up date must be within %(days)d days.": _l("A follow-up date must be within %(days)d days."),
+    "A follow-up date must be a date (YYYY-MM-DD).": _l("A follow-up date must be a date (YYYY-MM-DD)."),
 }
+
+
+def error_message(exc: ReviewError) -> str:
+    """The error's message in the reader's language (English when it has no translation here)."""
+    translated = SERVICE_MESSAGES.get(exc.template)
+    if translated is None:
+        return str(exc)
+    return str(translated) % exc.params if exc.params else str(translated)
 
 
 def number(value: object) -> str:
@@ -72,6 +92,7 @@ def number(value: object) -> str:
 def _names() -> dict[str, object]:
     return {
         "number": number,
+        "alert_status_names": STATUS_NAMES,
         "reason_names": REASON_NAMES,
         "outcome_names": OUTCOME_NAMES,
         "component_names": COMPONENT_NAMES,
@@ -176,7 +197,7 @@ def complete(review_id: int) -> Response | tuple[str, int]:
         )
     except ReviewError as exc:
         rollback()
-        message = str(SERVICE_MESSAGES.get(str(exc), str(exc)))
+        message = error_message(exc)
         return _page(_load(review_id), error=message, form=form or dict(request.form)), 400
     commit()
     if done.follow_up is not None:

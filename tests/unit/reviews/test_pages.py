@@ -252,3 +252,75 @@ def test_a_deterioration_review_shows_why_in_numbers(client: FlaskClient, sessio
     page = client.get(f"/reviews/{review.id}").get_data(as_text=True)
     assert "Reliable deterioration" in page
     assert "PHQ-9 went from 8 to 18: worse by 10 (reliable change 6)." in page
+
+
+def test_a_spanish_supervisor_sees_the_review_forms_errors_in_spanish(
+    client: FlaskClient, session: Session, practice: Practice
+) -> None:
+    review = unrepaired_review(session, practice)
+    practice.supervisor.language = "es"
+    session.flush()
+    sign_in(client, practice.supervisor)
+    far = (utcnow() + timedelta(days=POLICY.follow_up_max_days + 30)).date().isoformat()
+    cases = [
+        ({**GOOD, "what_happened": " ", "outcome": "repaired"}, "Escriba qué ocurrió, por favor.", "Please write"),
+        ({**GOOD, "plan": "", "outcome": "plan_agreed"}, "Escriba el plan, por favor.", "Please write"),
+        ({**GOOD, "outcome": "shrug"}, "Elija un resultado: repaired, plan_agreed", "Choose an outcome"),
+        (
+            {**GOOD, "component": "vibes", "outcome": "repaired"},
+            "Elija el componente de la colaboración: rapport, mutual_goals",
+            "Choose the component",
+        ),
+        ({**GOOD, "plan": "x" * 2001, "outcome": "repaired"}, "El plan debe tener menos de 2000 caracteres.", "keep"),
+        (
+            {**GOOD, "outcome": "repaired", "follow_up_on": "soon"},
+            "La fecha de seguimiento debe ser una fecha (AAAA-MM-DD).",
+            "must be a date",
+        ),
+        (
+            {**GOOD, "outcome": "repaired", "follow_up_on": far},
+            f"La fecha de seguimiento debe estar dentro de los próximos {POLICY.follow_up_max_days} días.",
+            "must be within",
+        ),
+    ]
+    for fields, spanish, english in cases:
+        status, page = submit(client, review.id, **fields)
+        assert status == 400, fields
+        assert spanish in page, fields
+        assert english not in page, fields
+    session.expire_all()
+    stored = session.get(Review, review.id)
+    assert stored is not None
+    assert stored.status == "open"
+
+
+def test_every_review_form_message_has_a_translation() -> None:
+    """Each message a ReviewError can carry (services' and the view's) is one the page translates."""
+    import ast
+    import inspect
+
+    from services.reviews import operations
+    from web.reviews import views
+
+    def strings(node: ast.expr) -> set[str]:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return {node.value}
+        if isinstance(node, ast.IfExp):
+            return strings(node.body) | strings(node.orelse)
+        return set()
+
+    templates: set[str] = set()
+    for module in (operations, views):
+        for node in ast.walk(ast.parse(inspect.getsource(module))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+                continue
+            if node.func.id == "ReviewError":
+                candidates = node.args[:1]
+            elif node.func.id == "_clean":
+                candidates = [k.value for k in node.keywords if k.arg in ("missing", "too_long")]
+            else:
+                continue
+            for candidate in candidates:
+                templates |= strings(candidate)
+    assert len(templates) >= 10
+    assert sorted(templates - set(views.SERVICE_MESSAGES)) == []
