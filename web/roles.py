@@ -26,10 +26,12 @@ class NavItem:
     label: LazyString
 
 
+# Each link goes to a page whose access policy admits the role (a test checks it).
+CASE_REVIEWS = NavItem("reviews.agenda", _l("Case reviews"))
 NAVIGATION: dict[Role, list[NavItem]] = {
     Role.FRONT_DESK: [NavItem("frontdesk.home", _l("Clients"))],
     Role.CLINICIAN: [NavItem("clinician.home", _l("My caseload"))],
-    Role.SUPERVISOR: [NavItem("supervisor.home", _l("Team"))],
-    Role.MANAGER: [NavItem("manager.home", _l("Practice"))],
+    Role.SUPERVISOR: [NavItem("supervisor.home", _l("Team")), CASE_REVIEWS],
+    Role.MANAGER: [NavItem("manager.home", _l("Practice")), CASE_REVIEWS],
     Role.ADMIN: [NavItem("admin.home", _l("Users")), NavItem("admin.operations", _l("Operations"))],
 }

@@ -3,6 +3,8 @@ follow-up check, and the audit trail."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -324,3 +326,45 @@ def test_every_review_form_message_has_a_translation() -> None:
                 templates |= strings(candidate)
     assert len(templates) >= 10
     assert sorted(templates - set(views.SERVICE_MESSAGES)) == []
+
+
+def main_navigation(page: str) -> str:
+    """The top menu of a staff page (the <nav> labelled Main, or Principal in Spanish)."""
+    match = re.search(r'<nav aria-label="(?:Main|Principal)">(.*?)</nav>', page, re.S)
+    assert match, "no main navigation on the page"
+    return match.group(1)
+
+
+def test_a_supervisor_has_the_case_review_agenda_in_the_menu(
+    client: FlaskClient, session: Session, practice: Practice
+) -> None:
+    sign_in(client, practice.supervisor)
+    menu = main_navigation(client.get("/supervisor/").get_data(as_text=True))
+    assert '<a href="/reviews/">Case reviews</a>' in menu
+    on_the_agenda = main_navigation(client.get("/reviews/").get_data(as_text=True))
+    assert '<a href="/reviews/" aria-current="page">Case reviews</a>' in on_the_agenda
+
+
+def test_a_manager_has_the_case_review_agenda_in_the_menu(
+    client: FlaskClient, session: Session, practice: Practice
+) -> None:
+    sign_in(client, practice.manager)
+    assert '<a href="/reviews/">Case reviews</a>' in main_navigation(client.get("/manager/").get_data(as_text=True))
+
+
+def test_front_desk_has_no_case_review_link(client: FlaskClient, session: Session, staff: Callable[..., User]) -> None:
+    sign_in(client, staff("front_desk"))
+    home = client.get("/frontdesk/").get_data(as_text=True)
+    assert "Clients" in main_navigation(home)
+    assert "/reviews/" not in home
+    assert "Case reviews" not in home
+
+
+def test_the_case_review_menu_link_is_in_spanish_for_a_spanish_supervisor(
+    client: FlaskClient, session: Session, practice: Practice
+) -> None:
+    practice.supervisor.language = "es"
+    session.flush()
+    sign_in(client, practice.supervisor)
+    menu = main_navigation(client.get("/supervisor/").get_data(as_text=True))
+    assert '<a href="/reviews/">Revisiones de caso</a>' in menu

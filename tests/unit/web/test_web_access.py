@@ -132,3 +132,15 @@ def test_safe_next(target: str | None, ok: bool) -> None:
     assert (safe_next(target) is not None) is ok
     if ok:
         assert safe_next(target) == target
+
+
+def test_every_navigation_link_is_to_a_page_its_role_may_open(app: Flask) -> None:
+    from web.roles import NAVIGATION
+
+    refused = [
+        (role.value, item.endpoint)
+        for role, items in NAVIGATION.items()
+        for item in items
+        if not ((policy := policy_for(app, item.endpoint)) and policy.admits(role.value))
+    ]
+    assert refused == []
