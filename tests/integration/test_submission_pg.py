@@ -84,3 +84,35 @@ def test_a_replay_an_expired_and_a_cancelled_link_write_nothing(it_db: Database)
             _submit(it_db, raw, now_shift=timedelta(hours=1) if name == "expired" else timedelta(0))
         assert closed.value.state is expected[name], name
         assert len(_stored(it_db, invitation_id)) == (3 if name == "used" else 0), name
+
+
+def test_rows_whose_values_are_all_null_still_have_their_column_types(it_db: Database) -> None:
+    from services.surveys.submission import _complete_and_store
+
+    with it_db.session() as session:
+        link = make_link(session, instruments=("GAD-7", "PHQ-9"))
+        base = {
+            "invitation_id": link.invitation.id,
+            "episode_id": link.episode.id,
+            "appointment_id": None,
+            "instrument_version": "1",
+            "respondent": "client",
+            "answers": {},
+            "scores": {"status": "incomplete"},
+            "total": None,
+            "complete": False,
+            "free_text": None,
+            "language": "en",
+            "completed_at": utcnow(),
+            "eval_attempts": 0,
+        }
+        rows = [{**base, "instrument_code": "GAD-7"}, {**base, "instrument_code": "PHQ-9"}]
+        ids = _complete_and_store(session, link.invitation.id, rows, utcnow())
+        session.commit()
+        assert ids is not None
+        assert len(ids) == 2
+    stored = _stored(it_db, link.invitation.id)
+    assert [(row.id, row.instrument_code, row.total, row.complete) for row in stored] == [
+        (ids[0], "GAD-7", None, False),
+        (ids[1], "PHQ-9", None, False),
+    ]
