@@ -13,11 +13,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any, Literal, Protocol, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, func, insert, literal_column, select, union_all, update
-from sqlalchemy import cast as sql_cast
+from sqlalchemy import JSON, CursorResult, Table, bindparam, func, insert, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from services.audit.operations import record_event
@@ -510,11 +508,9 @@ def _complete_and_store(
     """
     params: dict[str, Any] = {"invitation_id": invitation_id, "now": now}
     if _on_postgresql(session) and rows:
-        for index, row in enumerate(rows):
-            for name in _STORED_COLUMNS[1:]:
-                value = row[name]
-                params[f"{name}_{index}"] = _json_text(value) if name in _JSON_COLUMNS else value
-        stored = _complete_and_insert(len(rows)).run(session, params).fetchall()
+        # The rows travel as one JSON array (one parameter, not fourteen per row) and become typed rows in SQL.
+        params["rows"] = json.dumps([_json_row(row) for row in rows])
+        stored = _PG_COMPLETE_AND_INSERT.run(session, params).fetchall()
         if not stored:
             return None
         by_code = {str(code): int(i) for i, code in stored}
@@ -542,46 +538,30 @@ _STORED_COLUMNS = (
 )
 
 
-_JSON_COLUMNS = frozenset({"answers", "scores"})
+def _json_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    # What json_populate_recordset reads: the stored columns but the invitation (the UPDATE supplies it), times as
+    # ISO 8601 with their offset. JSON columns go in as nested JSON, written as the JSON column type writes them.
+    out = {name: row[name] for name in _STORED_COLUMNS[1:]}
+    out["completed_at"] = row["completed_at"].isoformat()
+    return out
 
 
-def _json_text(value: Any) -> str:
-    # What the JSON column type writes on the Core path (the engine keeps the default serializer).
-    return json.dumps(value)
-
-
-def _typed(name: str, type_: Any) -> Any:
-    return sql_cast(bindparam(name, type_=type_), type_)
-
-
-@lru_cache(maxsize=8)
-def _complete_and_insert(count: int) -> _PgStatement:
-    """WITH done AS (UPDATE invitations ... RETURNING id) INSERT INTO administrations SELECT ... FROM done (x count).
-
-    Compiled once per row count.
-    """
+def _pg_complete_and_insert() -> _PgStatement:
+    """WITH done AS (UPDATE invitations ... RETURNING id) INSERT INTO administrations SELECT ... FROM done, rows."""
     done = _COMPLETE.returning(_invitations.c.id).cte("done")
-    selects = [
-        select(
-            done.c.id,
-            # Every value cast to its column's type, so a row whose value is NULL in every branch of the UNION
-            # still has a type.
-            *(
-                sql_cast(
-                    bindparam(f"{name}_{index}", type_=_administrations.c[name].type), _administrations.c[name].type
-                )
-                for name in _STORED_COLUMNS[1:]
-            ),
-        )
-        for index in range(count)
-    ]
-    source = selects[0] if count == 1 else union_all(*selects)
+    rows = func.json_populate_recordset(
+        literal_column(f"NULL::{_administrations.name}"), bindparam("rows", type_=JSON)
+    ).table_valued(*(_administrations.c[name] for name in _STORED_COLUMNS[1:]), name="r")
+    source = select(done.c.id, *(rows.c[name] for name in _STORED_COLUMNS[1:])).select_from(done).select_from(rows)
     return _PgStatement(
         insert(_administrations)
         .from_select(list(_STORED_COLUMNS), source)
         .add_cte(done)
         .returning(_administrations.c.id, _administrations.c.instrument_code)
     )
+
+
+_PG_COMPLETE_AND_INSERT = _pg_complete_and_insert()
 
 
 def administration_row(

@@ -140,6 +140,21 @@ def test_activity_keeps_the_session_alive(
     assert utcnow() - row.last_seen_at < timedelta(minutes=1)  # the refreshed idle timer was committed
 
 
+def test_the_limiter_skips_its_empty_before_request_pass_but_never_a_wide_limit(make_app: Callable[..., Flask]) -> None:
+    from web.limiter import ViewLimiter, limiter
+
+    make_app()
+    assert limiter.has_wide_limits() is False  # every Rapport limit sits on a view
+    # Were an application-wide limit ever configured, the before_request pass would enforce it.
+    bare = Flask("bare")
+    wide = ViewLimiter(key_func=lambda: "one-client", default_limits=["1 per minute"], storage_uri="memory://")
+    wide.init_app(bare)
+    bare.add_url_rule("/", "index", lambda: "ok")
+    client = bare.test_client()
+    assert wide.has_wide_limits() is True
+    assert [client.get("/").status_code for _ in range(2)] == [200, 429]
+
+
 def test_login_rate_limit_by_ip(make_app: Callable[..., Flask], staff: Callable[..., User]) -> None:
     client = make_app(login_rate_limit="3 per minute").test_client()
     emails = [staff("clinician").email for _ in range(4)]
