@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
+from functools import lru_cache, wraps
+from typing import Any, TypeVar
 
 from flask import request
 from flask_limiter import Limiter
+from limits import RateLimitItem, parse_many
+from limits.storage import MemoryStorage
+from limits.strategies import FixedWindowRateLimiter, RateLimiter
+from werkzeug.exceptions import TooManyRequests
 
 from web.app import current_settings
+
+log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+# After the shared storage fails, count in this process's memory for a while instead of paying its timeout each time.
+STORAGE_DOWN_BACKOFF = 5.0
 
 
 def client_ip() -> str:
@@ -72,3 +85,65 @@ class ViewLimiter(Limiter):
 
 # One Limiter for the process; init_app in create_app points it at the app's storage.
 limiter = ViewLimiter(key_func=client_ip)
+
+
+# --- token routes ------------------------------------------------------------------------------------------------
+#
+# The survey and kiosk routes are the busiest in the service (every client answer is one of their requests), so they
+# use the limits library directly with Flask-Limiter's storage: one storage round trip per request and nothing else.
+# Same rule as @limiter.limit(token_limit) had: settings.token_rate_limit per client address per route, and a
+# per-process memory count when the shared storage is unreachable (a broken Redis must not lock clients out).
+
+
+@lru_cache(maxsize=8)
+def _token_items(spec: str) -> tuple[RateLimitItem, ...]:
+    return tuple(parse_many(spec))
+
+
+class _TokenCounter:
+    def __init__(self) -> None:
+        self.fallback = FixedWindowRateLimiter(MemoryStorage())
+        self.down_until = 0.0
+
+    def strategy(self) -> RateLimiter:
+        if time.monotonic() < self.down_until:
+            return self.fallback
+        return limiter.limiter
+
+    def refused(self, keys: tuple[str, ...]) -> RateLimitItem | None:
+        """The first limit this request breaks (counting it), or None."""
+        items = _token_items(token_limit())
+        strategy = self.strategy()
+        try:
+            return next((item for item in items if not strategy.hit(item, *keys)), None)
+        except Exception:
+            if strategy is self.fallback:
+                raise
+            log.warning("rate-limit storage unreachable; counting token requests in memory for now", exc_info=True)
+            self.down_until = time.monotonic() + STORAGE_DOWN_BACKOFF
+            return next((item for item in items if not self.fallback.hit(item, *keys)), None)
+
+    def retry_after(self, item: RateLimitItem, keys: tuple[str, ...]) -> int:
+        try:
+            reset = self.strategy().get_window_stats(item, *keys).reset_time
+            return max(1, int(reset - time.time()))
+        except Exception:
+            return max(1, int(item.get_expiry()))
+
+
+_token_counter = _TokenCounter()
+
+
+def token_limited(view: F) -> F:
+    """Limit a token route to settings.token_rate_limit per client address (429 with Retry-After beyond it)."""
+
+    @wraps(view)
+    def limited(*args: Any, **kwargs: Any) -> Any:
+        if limiter.enabled:
+            keys = ("token", request.endpoint or "", client_ip())
+            item = _token_counter.refused(keys)
+            if item is not None:
+                raise TooManyRequests(retry_after=_token_counter.retry_after(item, keys))
+        return view(*args, **kwargs)
+
+    return limited  # type: ignore[return-value]

@@ -81,6 +81,11 @@ class Item:
     loinc: str | None = None
     text_source: TextSource = "definition"
     max_length: int | None = None
+    # The option values as a set: every answer of every submission is checked against it (twice).
+    _values: frozenset[float] = field(init=False, repr=False, compare=False, default=frozenset())
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_values", frozenset(option.value for option in self.options))
 
     @property
     def min_value(self) -> float:
@@ -106,7 +111,7 @@ class Item:
             return False
         if self.range is not None:
             return self.range.allows(value)
-        return any(value == option.value for option in self.options)
+        return value in self._values
 
     def describe_allowed(self) -> str:
         """Return a short human description of the allowed answers."""

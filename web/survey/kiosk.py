@@ -31,7 +31,7 @@ from services.surveys.submission import (
 )
 from web.access import allow, public
 from web.app import current_settings
-from web.limiter import client_ip, limiter, token_limit
+from web.limiter import client_ip, token_limited
 from web.login import current_account, end_browser_session
 from web.request_db import commit, db_session
 from web.survey.flow import Mode, SurveyRun, form_data, survey_page
@@ -160,7 +160,7 @@ def kiosk_start_screen() -> Response:
 
 @bp.post("/kiosk/start", endpoint="kiosk_begin")
 @public
-@limiter.limit(token_limit)
+@token_limited
 def kiosk_begin() -> Response:
     """Claim the next kiosk invitation for this tablet and open its survey."""
     device = paired_device()
@@ -180,7 +180,7 @@ def kiosk_begin() -> Response:
 
 @bp.route("/kiosk/survey", methods=["GET", "POST"], endpoint="kiosk_survey")
 @public
-@limiter.limit(token_limit)
+@token_limited
 def kiosk_survey() -> Response:
     """The survey of the invitation this tablet claimed; back to the start screen once it is done."""
     device = paired_device()
@@ -203,7 +203,7 @@ def kiosk_survey() -> Response:
 
 @bp.post("/kiosk/release", endpoint="kiosk_release")
 @public
-@limiter.limit(token_limit)
+@token_limited
 def kiosk_release() -> Response:
     """Give an untouched invitation back to the queue ("this is not me") and lock the screen again."""
     device = paired_device()

@@ -26,7 +26,7 @@ from services.surveys.submission import (
 )
 from web.access import public
 from web.errors import KEPT_HEADERS, retry_after
-from web.limiter import client_ip, limiter, token_limit
+from web.limiter import client_ip, token_limited
 from web.request_db import commit, db_session, rollback
 from web.security import csrf
 from web.survey.flow import (
@@ -58,7 +58,7 @@ def _language_for(link: SurveyLink | None) -> str:
 
 @bp.route("/s/<token>", methods=["GET", "POST"])
 @public
-@limiter.limit(token_limit)
+@token_limited
 def start(token: str) -> Response:
     """The survey: GET shows the first step (and notes the first opening), POST moves on or submits."""
     session = db_session()
@@ -79,7 +79,7 @@ def start(token: str) -> Response:
 
 @bp.route("/s/<token>/opt-out", methods=["GET", "POST"], endpoint="opt_out")
 @public
-@limiter.limit(token_limit)
+@token_limited
 def opt_out_page(token: str) -> Response:
     """Stop messages: GET asks, POST does it. Any link the client was sent works, even a used or expired one."""
     session = db_session()
