@@ -29,7 +29,7 @@ BATCH_IDS = 12
 # How long the first message of a batch task waits for others: a busy web process then sends a few submissions'
 # evaluations in one message instead of paying the broker round trip for each (a tenth of a submission's CPU);
 # an alert arrives at most this much later.
-BATCH_LINGER = 0.02
+BATCH_LINGER = 0.05
 DRAIN_AT_MOST = 200
 
 
