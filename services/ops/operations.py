@@ -7,6 +7,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select, text
+from sqlalchemy.dialects import postgresql as postgresql_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -59,15 +61,19 @@ def finish_period(session: Session, run: JobRun, result: dict[str, Any]) -> None
 
 
 def beat(session: Session, *, name: str, role: str, detail: dict[str, Any] | None = None) -> None:
-    """Record that a process is alive."""
-    row = session.get(Heartbeat, name)
-    if row is None:
-        session.add(Heartbeat(name=name, role=role, at=utcnow(), detail=detail or {}))
-    else:
-        row.at = utcnow()
-        row.role = role
-        row.detail = detail or {}
-    session.flush()
+    """Record that a process is alive (one upsert).
+
+    A single write rather than read-then-write: on SQLite a transaction that read first cannot wait for the write
+    lock, so a heartbeat that met another writer failed at once with "database is locked".
+    """
+    dialect = sqlite_dialect if session.get_bind().dialect.name == "sqlite" else postgresql_dialect
+    stmt = dialect.insert(Heartbeat).values(name=name, role=role, at=utcnow(), detail=detail or {})
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[Heartbeat.name],
+            set_={"role": stmt.excluded.role, "at": stmt.excluded.at, "detail": stmt.excluded.detail},
+        )
+    )
 
 
 def last_heartbeats(session: Session) -> list[Heartbeat]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -37,3 +38,41 @@ def test_old_job_runs_and_heartbeats_are_pruned(session: Session) -> None:
     assert prune_bookkeeping(session, now=now, keep=timedelta(days=30)) == {"job_runs": 1, "heartbeats": 1}
     assert session.scalar(select(func.count()).select_from(JobRun)) == 1
     assert [hb.name for hb in session.scalars(select(Heartbeat))] == ["worker@here"]
+
+
+def test_a_heartbeat_waits_for_another_writer_on_sqlite_instead_of_failing(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from services import schema
+    from services.db import Database
+
+    database = Database(f"sqlite:///{tmp_path / 'beat.sqlite3'}")
+    schema.upgrade(database.engine)
+    try:
+        with database.unit_of_work() as session:
+            beat(session, name="worker@one", role="worker")
+        writing = threading.Event()
+
+        def long_writer() -> None:
+            with database.unit_of_work() as session:
+                claim_period(session, job="test.slow", period_key="p")  # holds the write lock ...
+                writing.set()
+                time.sleep(0.5)  # ... for a while
+
+        thread = threading.Thread(target=long_writer)
+        thread.start()
+        assert writing.wait(5)
+        started = time.monotonic()
+        with database.unit_of_work() as session:
+            beat(session, name="worker@one", role="worker", detail={"n": 2})
+            beat(session, name="worker@two", role="worker")
+        waited = time.monotonic() - started
+        thread.join(5)
+        assert waited > 0.2  # it waited for the lock rather than failing with "database is locked"
+        with database.session() as session:
+            rows = {hb.name: hb for hb in session.scalars(select(Heartbeat))}
+        assert sorted(rows) == ["worker@one", "worker@two"]
+        assert rows["worker@one"].detail == {"n": 2}
+    finally:
+        database.dispose()
