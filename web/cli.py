@@ -213,6 +213,23 @@ def _database_is_empty(settings: Settings) -> bool:
         return not session.scalar(select(func.count()).select_from(User))
 
 
+def _queue_demo_messages(settings: Settings, database: Any) -> None:
+    """Hand the fresh demo's invitation messages to the worker now, rather than at reconcile's first pass.
+
+    The seed leaves them as pending outbox rows (services never publish); without this the outbox folder stays empty
+    for the first couple of minutes (reconcile leaves work younger than its grace period alone).
+    """
+    import dataclasses
+
+    from workers.app import configure
+    from workers.tasks.ops import run_reconcile
+
+    configure(settings)
+    result = run_reconcile(settings=dataclasses.replace(settings, reconcile_grace_seconds=0), database=database)
+    if result.get("notifications"):
+        click.echo(f"queued {result['notifications']} demo invitation messages for the worker")
+
+
 @cli.command("run")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -227,6 +244,7 @@ def run_command(host: str, port: int, no_demo: bool) -> None:
 
         click.echo("seeding the demo practice (first run)...")
         click.echo(seed_demo(database, clients=60, months=6, clinicians=None, seed=7))
+        _queue_demo_messages(settings, database)
     database.dispose()
     processes = _procfile(
         PROJECT_ROOT / "infra" / "Procfile.local", {"python": sys.executable, "host": host, "port": str(port)}
