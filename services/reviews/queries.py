@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, case, false, func, or_, select
 from sqlalchemy.orm import Session, aliased
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session, aliased
 from services.accounts.models import Role, User
 from services.accounts.queries import supervisor_for
 from services.alerts.models import Alert
+from services.alerts.summary import summarize_alert
 from services.clients.models import Client, Episode
 from services.clients.queries import episode_scope
 from services.db import utcnow
@@ -80,6 +82,11 @@ class AgendaItem:
     alert_kind: str | None
     alert_summary: str | None
     alert_status: str | None
+    alert_evidence: list[dict[str, Any]] | None = None
+
+    def alert_line(self, language: str = "en") -> str | None:
+        """The alert's one-line reason in the reader's language (the stored summary is English)."""
+        return _alert_line(self.alert_kind, self.alert_summary, self.alert_evidence, language)
 
     def overdue(self, now: datetime) -> bool:
         """True once the due time has passed on an open review."""
@@ -103,6 +110,7 @@ def list_agenda(session: Session, user: User, *, status: str = OPEN, limit: int 
             Alert.kind,
             Alert.summary,
             Alert.status,
+            Alert.evidence,
         )
         .join(Episode, Episode.id == Review.episode_id)
         .join(Client, Client.id == Episode.client_id)
@@ -124,6 +132,7 @@ def list_agenda(session: Session, user: User, *, status: str = OPEN, limit: int 
             alert_kind=alert_kind,
             alert_summary=alert_summary,
             alert_status=alert_status,
+            alert_evidence=alert_evidence,
         )
         for (
             review,
@@ -136,6 +145,7 @@ def list_agenda(session: Session, user: User, *, status: str = OPEN, limit: int 
             alert_kind,
             alert_summary,
             alert_status,
+            alert_evidence,
         ) in rows
     ]
 
@@ -152,6 +162,22 @@ class ReviewDetail:
     alert: Alert | None
     follow_up_of: Review | None
     follow_ups: list[Review]
+
+    def alert_line(self, language: str = "en") -> str | None:
+        """The alert's one-line reason in the reader's language (the stored summary is English)."""
+        if self.alert is None:
+            return None
+        return _alert_line(self.alert.kind, self.alert.summary, self.alert.evidence, language)
+
+
+def _alert_line(
+    kind: str | None, stored: str | None, evidence: list[dict[str, Any]] | None, language: str
+) -> str | None:
+    if kind is None:
+        return None
+    if language == "en" and stored:
+        return stored
+    return summarize_alert(kind, evidence or [], language=language)
 
 
 def get_review_for(session: Session, user: User, review_id: int, *, for_update: bool = False) -> ReviewDetail | None:

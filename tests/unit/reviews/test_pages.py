@@ -296,6 +296,28 @@ def test_a_spanish_supervisor_sees_the_review_forms_errors_in_spanish(
     assert stored.status == "open"
 
 
+def test_the_alerts_reason_is_in_the_readers_language_on_the_agenda_and_the_review(
+    client: FlaskClient, session: Session, practice: Practice
+) -> None:
+    from services.alerts.summary import summarize_alert
+
+    review = unrepaired_review(session, practice)
+    alert = session.get(Alert, review.alert_id)
+    assert alert is not None
+    english = summarize_alert(alert.kind, alert.evidence, language="en")
+    spanish = summarize_alert(alert.kind, alert.evidence, language="es")
+    assert english != spanish
+    sign_in(client, practice.supervisor)
+    assert english in client.get("/reviews/").get_data(as_text=True)
+    assert english in client.get(f"/reviews/{review.id}").get_data(as_text=True)
+    practice.supervisor.language = "es"
+    session.flush()
+    for path in ("/reviews/", f"/reviews/{review.id}"):
+        page = client.get(path).get_data(as_text=True)
+        assert spanish in page, path
+        assert english not in page, path
+
+
 def test_every_review_form_message_has_a_translation() -> None:
     """Each message a ReviewError can carry (services' and the view's) is one the page translates."""
     import ast
