@@ -58,10 +58,15 @@ def retry_after_seconds() -> int:
     limit = limiter.current_limit
     if limit is None:
         return 60
+    return _seconds_left(lambda: limit.reset_at, limit.limit)
+
+
+def _seconds_left(reset_at: Callable[[], float], item: RateLimitItem) -> int:
+    """Seconds until a window resets (asking the storage), or the whole window when the storage cannot say."""
     try:
-        return max(1, int(limit.reset_at - time.time()))
+        return max(1, int(reset_at() - time.time()))
     except Exception:
-        return max(1, int(limit.limit.get_expiry()))
+        return max(1, int(item.get_expiry()))
 
 
 class ViewLimiter(Limiter):
@@ -124,11 +129,8 @@ class _TokenCounter:
             return next((item for item in items if not self.fallback.hit(item, *keys)), None)
 
     def retry_after(self, item: RateLimitItem, keys: tuple[str, ...]) -> int:
-        try:
-            reset = self.strategy().get_window_stats(item, *keys).reset_time
-            return max(1, int(reset - time.time()))
-        except Exception:
-            return max(1, int(item.get_expiry()))
+        strategy = self.strategy()
+        return _seconds_left(lambda: strategy.get_window_stats(item, *keys).reset_time, item)
 
 
 _token_counter = _TokenCounter()

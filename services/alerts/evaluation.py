@@ -232,7 +232,7 @@ def _id_sets(session: Session, column: Any, ids: Sequence[int]) -> Iterable[Colu
     """Conditions that together select ids: one `= ANY(array)` on PostgreSQL, IN lists of CHUNK ids elsewhere."""
     if not ids:
         return
-    if session.get_bind().dialect.name == "postgresql":
+    if not _is_sqlite(session):
         yield column == any_(bindparam("ids", list(ids), type_=ARRAY(Integer)))
         return
     for start in range(0, len(ids), CHUNK):
@@ -631,7 +631,7 @@ def _assign_id(run: _Run, alert: Alert) -> None:
     written with the others at the next flush; elsewhere the row is flushed at once.
     """
     session = run.session
-    if session.get_bind().dialect.name == "postgresql":
+    if not _is_sqlite(session):
         # On the connection, not the session: no autoflush of every alert touched since the last one.
         alert.id = session.connection().exec_driver_sql(_NEXT_ALERT_ID).scalar_one()
         session.add(alert)
@@ -840,35 +840,33 @@ def _therapist_totals(run: _Run, instrument: Instrument, prefix: Sequence[Admini
     if not codes:
         return None
     episode_id = prefix[0].episode_id
+    rows: Iterable[tuple[int | None, float | None]]
     if episode_id in run.preloaded:
         # Every administration of the episode is in the series cache: no query.
-        candidates = sorted(
-            (
-                row
-                for code in codes
-                for row in run.series_cache.get((episode_id, code), ())
-                if row.appointment_id in appointments and row.complete and row.total is not None
-            ),
-            key=lambda row: (row.completed_at, row.id),
-        )
-        found: dict[int, float] = {}
-        for row in candidates:
-            if row.appointment_id is not None and row.total is not None:
-                found[row.appointment_id] = float(row.total)
-        if not found:
-            return None
-        return [found.get(row.appointment_id) if row.appointment_id is not None else None for row in prefix]
-    rows = run.session.execute(
-        select(Administration.appointment_id, Administration.total)
-        .where(
-            Administration.episode_id == prefix[0].episode_id,
-            Administration.instrument_code.in_(codes),
-            Administration.appointment_id.in_(appointments),
-            Administration.complete.is_(True),
-            Administration.total.is_not(None),
-        )
-        .order_by(Administration.completed_at, Administration.id)
-    )
+        rows = [
+            (row.appointment_id, row.total)
+            for row in sorted(
+                (
+                    row
+                    for code in codes
+                    for row in run.series_cache.get((episode_id, code), ())
+                    if row.appointment_id in appointments and row.complete and row.total is not None
+                ),
+                key=lambda row: (row.completed_at, row.id),
+            )
+        ]
+    else:
+        rows = run.session.execute(
+            select(Administration.appointment_id, Administration.total)
+            .where(
+                Administration.episode_id == episode_id,
+                Administration.instrument_code.in_(codes),
+                Administration.appointment_id.in_(appointments),
+                Administration.complete.is_(True),
+                Administration.total.is_not(None),
+            )
+            .order_by(Administration.completed_at, Administration.id)
+        ).all()
     latest: dict[int, float] = {}
     for appointment_id, total in rows:
         if appointment_id is not None and total is not None:

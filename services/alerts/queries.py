@@ -22,7 +22,7 @@ from services.accounts.models import User
 from services.alerts.evaluation import ALERT_KINDS
 from services.alerts.models import Alert, AlertAction, SignalRecord
 from services.alerts.repair import RepairSuggestion, suggestions_for_evidence
-from services.alerts.summary import describe_signal, summarize_alert
+from services.alerts.summary import alert_line, describe_signal
 from services.clients.chart import RATE_WITHIN, RATEABLE_STATUSES
 from services.clients.models import Appointment, Client, Episode
 from services.clients.queries import (
@@ -55,9 +55,7 @@ class AlertListItem:
 
     def summary(self, language: str = "en") -> str:
         """Return the alert's one-line reason in a language."""
-        if language == "en" and self.alert.summary:
-            return self.alert.summary
-        return summarize_alert(self.alert.kind, self.alert.evidence, language=language)
+        return alert_line(self.alert.kind, self.alert.summary, self.alert.evidence, language=language)
 
 
 @dataclass(frozen=True)

@@ -267,3 +267,10 @@ def _t(key: str, lang: str, **values: object) -> str:
 
 def _clip(line: str) -> str:
     return line if len(line) <= MAX_SUMMARY else line[: MAX_SUMMARY - 1].rstrip() + "…"
+
+
+def alert_line(kind: str, stored: str | None, entries: Sequence[Mapping[str, Any]], *, language: str = "en") -> str:
+    """An alert's one-line reason in a language: the stored (English) summary when it serves, else written anew."""
+    if language == "en" and stored:
+        return stored
+    return summarize_alert(kind, entries, language=language)

@@ -7,8 +7,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select, text
-from sqlalchemy.dialects import postgresql as postgresql_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -16,6 +14,11 @@ from sqlalchemy.orm import Session
 
 from services.db import utcnow
 from services.ops.models import Heartbeat, JobRun
+
+
+def _insert(session: Session) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT (PostgreSQL's, else SQLite's)."""
+    return postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def claim_period(session: Session, *, job: str, period_key: str) -> JobRun | None:
@@ -33,9 +36,8 @@ def claim_period(session: Session, *, job: str, period_key: str) -> JobRun | Non
         except IntegrityError:
             return None
         return run
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     stmt = (
-        insert(JobRun)
+        _insert(session)(JobRun)
         .values(job=job, period_key=period_key, started_at=utcnow(), result={})
         .on_conflict_do_nothing(index_elements=[JobRun.job, JobRun.period_key])
         .returning(JobRun)
@@ -66,8 +68,7 @@ def beat(session: Session, *, name: str, role: str, detail: dict[str, Any] | Non
     A single write rather than read-then-write: on SQLite a transaction that read first cannot wait for the write
     lock, so a heartbeat that met another writer failed at once with "database is locked".
     """
-    dialect = sqlite_dialect if session.get_bind().dialect.name == "sqlite" else postgresql_dialect
-    stmt = dialect.insert(Heartbeat).values(name=name, role=role, at=utcnow(), detail=detail or {})
+    stmt = _insert(session)(Heartbeat).values(name=name, role=role, at=utcnow(), detail=detail or {})
     session.execute(
         stmt.on_conflict_do_update(
             index_elements=[Heartbeat.name],

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, aliased
 from services.accounts.models import Role, User
 from services.accounts.queries import supervisor_for
 from services.alerts.models import Alert
-from services.alerts.summary import summarize_alert
+from services.alerts.summary import alert_line
 from services.clients.models import Client, Episode
 from services.clients.queries import episode_scope
 from services.db import utcnow
@@ -86,7 +86,9 @@ class AgendaItem:
 
     def alert_line(self, language: str = "en") -> str | None:
         """The alert's one-line reason in the reader's language (the stored summary is English)."""
-        return _alert_line(self.alert_kind, self.alert_summary, self.alert_evidence, language)
+        if self.alert_kind is None:
+            return None
+        return alert_line(self.alert_kind, self.alert_summary, self.alert_evidence or [], language=language)
 
     def overdue(self, now: datetime) -> bool:
         """True once the due time has passed on an open review."""
@@ -167,17 +169,7 @@ class ReviewDetail:
         """The alert's one-line reason in the reader's language (the stored summary is English)."""
         if self.alert is None:
             return None
-        return _alert_line(self.alert.kind, self.alert.summary, self.alert.evidence, language)
-
-
-def _alert_line(
-    kind: str | None, stored: str | None, evidence: list[dict[str, Any]] | None, language: str
-) -> str | None:
-    if kind is None:
-        return None
-    if language == "en" and stored:
-        return stored
-    return summarize_alert(kind, evidence or [], language=language)
+        return alert_line(self.alert.kind, self.alert.summary, self.alert.evidence, language=language)
 
 
 def get_review_for(session: Session, user: User, review_id: int, *, for_update: bool = False) -> ReviewDetail | None:

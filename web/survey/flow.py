@@ -124,6 +124,10 @@ def survey_page(template: str, lang: str, *, status: int = 200, **context: Any) 
             language_names=LANGUAGE_NAMES,
             **context,
         )
+    return _html(body, status)
+
+
+def _html(body: str, status: int = 200) -> Response:
     response = Response(body, status=status, mimetype="text/html")
     response.headers["X-Robots-Tag"] = "noindex, nofollow"
     return response
@@ -320,9 +324,7 @@ def _cached_thanks(lang: str, *, risk: bool, first_name: str | None) -> Response
         body = cache[key] = page.get_data(as_text=True)
     if first_name:
         body = body.replace(_NAME_SLOT, str(escape(first_name)))
-    response = Response(body, status=200, mimetype="text/html")
-    response.headers["X-Robots-Tag"] = "noindex, nofollow"
-    return response
+    return _html(body)
 
 
 def _summary_message(problem: Problem, lang: str) -> str:

@@ -25,7 +25,7 @@ from services.surveys.submission import (
     opt_out,
 )
 from web.access import public
-from web.errors import KEPT_HEADERS, retry_after
+from web.errors import KEPT_HEADERS
 from web.limiter import client_ip, token_limited
 from web.request_db import commit, db_session, rollback
 from web.security import csrf
@@ -125,8 +125,6 @@ def _error_page(error: Exception) -> Response:
         else:
             message = _("Something in the request was not right. Please go back and try again.")
     response = bad_request_page(lang, message, status=code, mode=kiosk_mode_for_errors())
-    if code == 429:
-        response.headers["Retry-After"] = retry_after()
     if isinstance(error, HTTPException):
         for name, value in error.get_headers():
             if name in KEPT_HEADERS:
