@@ -29,7 +29,6 @@ import os
 import queue
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -48,6 +47,8 @@ from sqlalchemy import insert
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT_ROOT))
+
+from harness import cpu_seconds, free_port, stop  # noqa: E402
 
 from services import schema  # noqa: E402
 from services.accounts.models import User  # noqa: E402
@@ -126,12 +127,6 @@ def parse_args() -> Options:
         concurrency=args.concurrency,
         keep=args.keep,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def log(message: str) -> None:
@@ -362,37 +357,9 @@ def start_worker(options: Options, env: dict[str, str], log_path: Path) -> subpr
     raise SystemExit("the worker did not answer a ping within 60 s")
 
 
-def cpu_seconds(root_pid: int) -> float:
-    """User + system CPU of a process and its children (gunicorn's or Celery's pool), from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
-    pids = [root_pid]
-    children = Path(f"/proc/{root_pid}/task/{root_pid}/children")
-    if children.exists():
-        pids += [int(p) for p in children.read_text().split()]
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick
-    return total
-
-
 def load_average() -> str:
     """The machine's 1-minute load average and core count (other work on the machine skews every figure)."""
     return f"load {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
-
-
-def stop(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 # --- measuring ---------------------------------------------------------------------------------------------------

@@ -30,6 +30,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from harness import recreate_database  # noqa: E402
+
 CLIENTS, MONTHS, CLINICIANS = 20_000, 12, 200
 TODAY = date(2026, 11, 20)  # fixed, so the demo and the report month (October 2026) never move
 PERIOD = "2026-10"
@@ -44,20 +46,6 @@ def marker_key(clients: int, months: int, clinicians: int) -> str:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Building the practice
-
-
-def _admin_connection(url: str) -> Any:
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    return psycopg.connect(
-        host=parsed.host or "127.0.0.1",
-        port=parsed.port or 5432,
-        user=parsed.username or "postgres",
-        dbname="postgres",
-        autocommit=True,
-    ), parsed.database
 
 
 def _built(url: str, key: str) -> dict[str, Any] | None:
@@ -121,10 +109,7 @@ def build(url: str, clients: int, months: int, clinicians: int) -> dict[str, Any
     from services.demo.seed import seed_demo
     from services.ops.models import JobRun
 
-    admin, name = _admin_connection(url)
-    with admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
+    name = recreate_database(url)
     database = Database(url)
     schema.upgrade(database.engine)
     print(f"seeding {clients} clients, {months} months, {clinicians} clinicians into {name} ...", flush=True)

@@ -29,6 +29,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from harness import drop_database, recreate_database  # noqa: E402
+
 CLIENTS, MONTHS, CLINICIANS, SEED = 20_000, 12, 200, 7
 TODAY = date(2026, 11, 20)
 GOAL_S = 300.0
@@ -39,40 +41,15 @@ VOLATILE = {"created_at", "updated_at", "password_hash"}
 STAMPS = {"evaluated_at"}
 
 
-def _admin_connection(url: str) -> tuple[Any, str]:
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    connection = psycopg.connect(
-        host=parsed.host or "127.0.0.1",
-        port=parsed.port or 5432,
-        user=parsed.username or "postgres",
-        dbname="postgres",
-        autocommit=True,
-    )
-    return connection, str(parsed.database)
-
-
 def recreate(url: str) -> None:
     """Drop and create the benchmark database, then migrate it."""
     from services import schema
     from services.db import Database
 
-    admin, name = _admin_connection(url)
-    with admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
+    recreate_database(url)
     database = Database(url)
     schema.upgrade(database.engine)
     database.dispose()
-
-
-def drop(url: str) -> None:
-    """Drop the benchmark database."""
-    admin, name = _admin_connection(url)
-    with admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def fingerprint(database: Any) -> dict[str, Any]:
@@ -169,7 +146,7 @@ def main() -> None:
         print(json.dumps({"fingerprint": fingerprint(database)}, indent=1, sort_keys=True))
         database.dispose()
     if not args.keep:
-        drop(args.url)
+        drop_database(args.url)
     per_s = summary.administrations / seed_s if seed_s else 0.0
     rows = [
         ("demo", str(summary)),
