@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import redirect, request, url_for
+from flask_babel import get_locale
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
@@ -220,7 +221,7 @@ def kiosk_release() -> Response:
 def kiosk_pair() -> Response:
     """Make this device a kiosk (and sign the staff member out on it)."""
     if request.method == "GET":
-        return survey_page("survey/kiosk_pair.html", _language())
+        return survey_page("survey/kiosk_pair.html", str(get_locale()))  # the signed-in staff member's language
     label = (request.form.get("label") or "").strip()[:60] or "Kiosk"
     device_id = secrets.token_urlsafe(16)
     account = current_account()
