@@ -1,4 +1,7 @@
-"""Refresh the Spanish catalog: extract every message from web/, keep existing translations, compile.
+"""Refresh the Spanish catalog: extract every message from web/, services/, reports/ and workers/; keep translations.
+
+web/ marks messages with _(), gettext(), ngettext() and their lazy forms; services/, reports/ and workers/ (which do not
+import Flask-Babel) mark them with N_() or Message() from services.i18n, and a Translator's .gettext()/.ngettext().
 
 Usage: .venv/bin/python infra/update_translations.py [extra.po ...]
 Extra .po files (for example a feature branch's fragment) contribute translations for messages the catalog lacks.
@@ -8,6 +11,7 @@ Exits 1 and lists the messages that still have no Spanish text.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from babel.messages.catalog import Catalog
@@ -15,14 +19,38 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po, write_po
 
-WEB = Path(__file__).resolve().parent.parent / "web"
+ROOT = Path(__file__).resolve().parent.parent
+WEB = ROOT / "web"
 CATALOG = WEB / "translations" / "es" / "LC_MESSAGES" / "messages.po"
-METHOD_MAP = [("**.py", "python"), ("templates/**.html", "jinja2")]
-KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "lazy_gettext": None}
+# (folder, what to read in it)
+SOURCES = (
+    (WEB, [("**.py", "python"), ("templates/**.html", "jinja2")]),
+    (ROOT / "services", [("**.py", "python")]),
+    (ROOT / "reports", [("**.py", "python")]),
+    (ROOT / "workers", [("**.py", "python")]),
+)
+KEYWORDS = {
+    "_": None,
+    "gettext": None,
+    "ngettext": (1, 2),
+    "_l": None,
+    "lazy_gettext": None,
+    "N_": None,
+    "Message": None,
+}
 
 
 def _key(message_id: str | tuple[str, ...] | list[str]) -> str:
     return message_id if isinstance(message_id, str) else message_id[0]
+
+
+def extract_messages() -> Iterator[tuple[str | tuple[str, ...], str | None]]:
+    """(message id, context) of every marked message in the code, in file order (duplicates included)."""
+    for folder, method_map in SOURCES:
+        for _file, _line, message_id, _comments, context in extract_from_dir(
+            str(folder), method_map=method_map, keywords=KEYWORDS
+        ):
+            yield message_id, context
 
 
 def main(extra: list[str]) -> int:
@@ -31,14 +59,15 @@ def main(extra: list[str]) -> int:
     for path in [CATALOG, *map(Path, extra)]:
         with path.open("rb") as fh:
             for message in read_po(fh):
-                if message.id and message.string and _key(message.id) not in known:
-                    known[_key(message.id)] = message.string
+                string = message.string
+                if isinstance(string, tuple | list):
+                    string = tuple(string) if all(string) else None  # a plural needs every form
+                if message.id and string and _key(message.id) not in known:
+                    known[_key(message.id)] = string
     fresh = Catalog(locale="es", project="Rapport", charset="utf-8")
     missing = []
     seen: set[str] = set()
-    for _file, _line, message_id, _comments, context in extract_from_dir(
-        str(WEB), method_map=METHOD_MAP, keywords=KEYWORDS
-    ):
+    for message_id, context in extract_messages():
         key = _key(message_id)
         if key in seen:
             continue
@@ -46,6 +75,9 @@ def main(extra: list[str]) -> int:
         string = known.get(key)
         if string is None:
             missing.append(key)
+        elif isinstance(string, tuple | list) and len(string) < fresh.num_plurals:
+            # Babel 2.19 gives Spanish a third plural form (CLDR "many", for millions): it reads as the plural.
+            string = (*string, *[string[-1]] * (fresh.num_plurals - len(string)))
         fresh.add(message_id, string=string or ("" if isinstance(message_id, str) else ("", "")), context=context)
     with CATALOG.open("wb") as fh:
         write_po(fh, fresh, sort_output=True, omit_header=False, width=120)

@@ -18,6 +18,7 @@ from typing import Literal
 from markupsafe import Markup
 
 from reports.templating import DASH, format_number, get_environment
+from services.i18n import ENGLISH, N_, Translator
 
 Severity = Literal["alert", "warning", "good", "info"]
 AxisSide = Literal["left", "right"]
@@ -43,13 +44,14 @@ SEVERITY_COLOURS: dict[str, str] = {
     "info": "#5b6673",
 }
 SEVERITY_RANK: dict[str, int] = {"alert": 3, "warning": 2, "good": 1, "info": 0}
+# English msgids: charts translate them with the Translator they are given (services.i18n).
 SEVERITY_WORDS: dict[str, str] = {
-    "alert": "alert",
-    "warning": "warning",
-    "good": "repair or improvement",
-    "info": "note",
+    "alert": N_("alert"),
+    "warning": N_("warning"),
+    "good": N_("repair or improvement"),
+    "info": N_("note"),
 }
-TENSION_WORDS = ("none", "a little", "somewhat", "a lot")
+TENSION_WORDS = (N_("none"), N_("a little"), N_("somewhat"), N_("a lot"))
 
 
 def format_plain(value: float) -> str:
@@ -419,6 +421,7 @@ class _LineSpec:
     height: int
     legend: bool = True
     label_anchor: Literal["start", "end"] = "start"
+    tr: Translator = ENGLISH
 
 
 def _validate_line(spec: _LineSpec) -> None:
@@ -463,45 +466,96 @@ def _marker_text(m: Marker) -> str:
 
 
 def _describe_line(spec: _LineSpec) -> str:
+    tr = spec.tr
     n = len(spec.x_labels)
-    unit = spec.x_title.lower() or "point"
+    sessions = bool(spec.x_title)
+
+    def at(label: str) -> str:
+        return tr.gettext("session %(label)s", label=label) if sessions else tr.gettext("point %(label)s", label=label)
+
     if n == 0:
-        return f"{spec.title}. No data yet."
-    parts = [f"{spec.title}. {n} {unit}{'s' if n != 1 else ''}, {spec.x_labels[0]} to {spec.x_labels[-1]}."]
+        return tr.gettext("%(title)s. No data yet.", title=spec.title)
+    ends = {"title": spec.title, "first": spec.x_labels[0], "last": spec.x_labels[-1]}
+    if sessions:
+        lead = tr.ngettext(
+            "%(title)s. %(num)d session, %(first)s to %(last)s.",
+            "%(title)s. %(num)d sessions, %(first)s to %(last)s.",
+            n,
+            **ends,
+        )
+    else:
+        lead = tr.ngettext(
+            "%(title)s. %(num)d point, %(first)s to %(last)s.",
+            "%(title)s. %(num)d points, %(first)s to %(last)s.",
+            n,
+            **ends,
+        )
+    parts = [lead]
     fmt = spec.value_format
     for s in spec.series:
         present = [(i, v) for i, v in enumerate(s.values) if v is not None]
         if not present:
-            parts.append(f"{s.name}: no values.")
+            parts.append(tr.gettext("%(name)s: no values.", name=s.name))
             continue
         first_i, first_v = present[0]
         last_i, last_v = present[-1]
         low_i, low_v = min(present, key=lambda p: (p[1], p[0]))
         high_i, high_v = max(present, key=lambda p: (p[1], -p[0]))
         if len(present) == 1:
-            parts.append(f"{s.name}: {fmt(first_v)} at {unit} {spec.x_labels[first_i]}.")
+            parts.append(
+                tr.gettext(
+                    "%(name)s: %(value)s at %(where)s.",
+                    name=s.name,
+                    value=fmt(first_v),
+                    where=at(spec.x_labels[first_i]),
+                )
+            )
         else:
             parts.append(
-                f"{s.name}: {fmt(first_v)} at {unit} {spec.x_labels[first_i]}, {fmt(last_v)} at "
-                f"{unit} {spec.x_labels[last_i]}; lowest {fmt(low_v)} at {unit} {spec.x_labels[low_i]}, "
-                f"highest {fmt(high_v)} at {unit} {spec.x_labels[high_i]}."
+                tr.gettext(
+                    "%(name)s: %(first)s at %(first_at)s, %(last)s at %(last_at)s; lowest %(low)s at %(low_at)s, "
+                    "highest %(high)s at %(high_at)s.",
+                    name=s.name,
+                    first=fmt(first_v),
+                    first_at=at(spec.x_labels[first_i]),
+                    last=fmt(last_v),
+                    last_at=at(spec.x_labels[last_i]),
+                    low=fmt(low_v),
+                    low_at=at(spec.x_labels[low_i]),
+                    high=fmt(high_v),
+                    high_at=at(spec.x_labels[high_i]),
+                )
             )
     if spec.cutoff is not None:
         parts.append(f"{spec.cutoff.label}: {fmt(spec.cutoff.value)}.")
     if spec.band is not None:
-        parts.append(f"Shaded band, {spec.band.label}: {fmt(spec.band.lo)} to {fmt(spec.band.hi)}.")
+        parts.append(
+            tr.gettext(
+                "Shaded band, %(label)s: %(lo)s to %(hi)s.",
+                label=spec.band.label,
+                lo=fmt(spec.band.lo),
+                hi=fmt(spec.band.hi),
+            )
+        )
     if spec.expected is not None and any(b is not None for b in spec.expected):
-        parts.append(f"Shaded area: {spec.expected_label}.")
+        parts.append(tr.gettext("Shaded area: %(label)s.", label=spec.expected_label))
     if spec.markers:
         marks = [
-            f"{unit} {spec.x_labels[m.index]}, {spec.series[m.series].name}, {_marker_text(m)}"
+            f"{at(spec.x_labels[m.index])}, {spec.series[m.series].name}, {_marker_text(m)}"
             for group in _marker_groups(spec.markers).values()
             for m in group
         ]
-        parts.append("Signals: " + "; ".join(marks) + ".")
+        parts.append(tr.gettext("Signals: %(marks)s.", marks="; ".join(marks)))
     if spec.tension is not None:
-        reported = [f"{spec.x_labels[i]} ({t}, {TENSION_WORDS[t]})" for i, t in enumerate(spec.tension) if t]
-        parts.append(f"Tension reported at {unit} " + ", ".join(reported) + "." if reported else "No tension.")
+        reported = ", ".join(
+            f"{spec.x_labels[i]} ({t}, {tr.gettext(TENSION_WORDS[t])})" for i, t in enumerate(spec.tension) if t
+        )
+        if not reported:
+            parts.append(tr.gettext("No tension."))
+        elif sessions:
+            parts.append(tr.gettext("Tension reported at session %(sessions)s.", sessions=reported))
+        else:
+            parts.append(tr.gettext("Tension reported at point %(points)s.", points=reported))
     return " ".join(parts)
 
 
@@ -525,8 +579,10 @@ def _line_scene(spec: _LineSpec, chart_id: str | None, desc: str | None) -> _Sce
         y2_values = [lo2 + (t - spec.y_min) / (spec.y_max - spec.y_min) * (hi2 - lo2) for t in ticks]
         y2_labels = [format_plain(v) for v in y2_values]
     left = 8 + max(_text_width(t) for t in tick_labels) + 6
+    tr = spec.tr
+    point, point_word = tr.gettext("Point"), tr.gettext("point")
     if spec.tension is not None:  # room for the strip's "Tension" label
-        left = max(left, 6 + _text_width("Tension", SMALL_SIZE - 1) + 6)
+        left = max(left, 6 + _text_width(tr.gettext("Tension"), SMALL_SIZE - 1) + 6)
     right = 10 + (max(_text_width(t) for t in y2_labels) + 6 if y2_labels else 0)
     if spec.annotate_last:
         right = max(right, 8.0)
@@ -543,9 +599,10 @@ def _line_scene(spec: _LineSpec, chart_id: str | None, desc: str | None) -> _Sce
         entries.append(_LegendEntry("threshold", spec.cutoff.label, SEVERITY_COLOURS["alert"]))
     severities = sorted({m.severity for m in spec.markers}, key=lambda s: -SEVERITY_RANK[s])
     for severity in severities:
-        entries.append(_LegendEntry("marker", f"Signal ({SEVERITY_WORDS[severity]})", severity=severity))
+        word = tr.gettext(SEVERITY_WORDS[severity])
+        entries.append(_LegendEntry("marker", tr.gettext("Signal (%(kind)s)", kind=word), severity=severity))
     if spec.tension is not None and any(spec.tension):
-        entries.append(_LegendEntry("tension", "Tension reported (taller = more)"))
+        entries.append(_LegendEntry("tension", tr.gettext("Tension reported (taller = more)")))
     # without a legend (small multiples), a reference line still needs its key
     legend = _legend_rows(entries if spec.legend else [e for e in entries if e.kind == "threshold"], width - 16)
     top = 6 + len(legend) * 14 + (14 if spec.y_label or spec.y2_label else 4)
@@ -583,7 +640,12 @@ def _line_scene(spec: _LineSpec, chart_id: str | None, desc: str | None) -> _Sce
         y_hi, y_lo = y_of(max(spec.band.lo, spec.band.hi)), y_of(min(spec.band.lo, spec.band.hi))
         scene.add(
             "rect",
-            title=f"{spec.band.label}: {spec.value_format(spec.band.lo)} to {spec.value_format(spec.band.hi)}",
+            title=tr.gettext(
+                "%(label)s: %(lo)s to %(hi)s",
+                label=spec.band.label,
+                lo=spec.value_format(spec.band.lo),
+                hi=spec.value_format(spec.band.hi),
+            ),
             x=plot_left,
             y=y_hi,
             width=plot_w,
@@ -629,7 +691,8 @@ def _line_scene(spec: _LineSpec, chart_id: str | None, desc: str | None) -> _Sce
         )
 
     if n == 0:
-        scene.label(plot_left + plot_w / 2, (plot_top + plot_bottom) / 2, "No data yet", anchor="middle", fill=MUTED)
+        no_data = tr.gettext("No data yet")
+        scene.label(plot_left + plot_w / 2, (plot_top + plot_bottom) / 2, no_data, anchor="middle", fill=MUTED)
         return scene
 
     # x labels, thinned so that none overlap
@@ -643,16 +706,22 @@ def _line_scene(spec: _LineSpec, chart_id: str | None, desc: str | None) -> _Sce
     # tension strip between the plot and the x labels
     if spec.tension is not None:
         strip_bottom = plot_bottom + tension_h - 2
-        scene.label(plot_left - 6, strip_bottom - 1, "Tension", anchor="end", size=SMALL_SIZE - 1)
+        scene.label(plot_left - 6, strip_bottom - 1, tr.gettext("Tension"), anchor="end", size=SMALL_SIZE - 1)
         bar_w = max(min(8.0, (plot_w / max(n, 1)) * 0.7), 2.0)
         for i, t in enumerate(spec.tension):
             if not t:
                 continue
             bar_h = 3.0 * t + 2
             colour = SEVERITY_COLOURS["warning"] if t < 2 else SEVERITY_COLOURS["alert"]
+            where = f"{spec.x_title or point} {spec.x_labels[i]}"
             scene.add(
                 "rect",
-                title=f"{spec.x_title or 'Point'} {spec.x_labels[i]}: tension {t} ({TENSION_WORDS[t]})",
+                title=tr.gettext(
+                    "%(where)s: tension %(value)d (%(words)s)",
+                    where=where,
+                    value=t,
+                    words=tr.gettext(TENSION_WORDS[t]),
+                ),
                 x=xs[i] - bar_w / 2,
                 y=strip_bottom - bar_h,
                 width=bar_w,
@@ -686,11 +755,11 @@ def _line_scene(spec: _LineSpec, chart_id: str | None, desc: str | None) -> _Sce
                 continue
             isolated = (j == 0 or ys[j - 1] is None) and (j == n - 1 or ys[j + 1] is None)
             if draw_points or isolated:
-                point = s.values[j]
-                assert point is not None  # ys[j] is None exactly when the value is
+                value = s.values[j]
+                assert value is not None  # ys[j] is None exactly when the value is
                 scene.add(
                     "circle",
-                    title=f"{s.name}, {spec.x_title or 'point'} {spec.x_labels[j]}: {spec.value_format(point)}",
+                    title=f"{s.name}, {spec.x_title or point_word} {spec.x_labels[j]}: {spec.value_format(value)}",
                     cx=x,
                     cy=point_y,
                     r=2.8 if stroke_width > 2 else 2.2,
@@ -714,7 +783,7 @@ def _line_scene(spec: _LineSpec, chart_id: str | None, desc: str | None) -> _Sce
         s = spec.series[series_index]
         value = s.values[index]
         y = plot_top + 6 if value is None else y_of(value, s.axis)
-        title = f"{spec.x_title or 'Point'} {spec.x_labels[index]}: " + "; ".join(_marker_text(m) for m in group)
+        title = f"{spec.x_title or point} {spec.x_labels[index]}: " + "; ".join(_marker_text(m) for m in group)
         _marker_symbol(scene, xs[index], y, group[0].severity, title)
     return scene
 
@@ -729,18 +798,19 @@ def line_chart(
     cutoff: float | Threshold | None = None,
     band: Band | None = None,
     expected_band: Sequence[tuple[float, float] | None] | None = None,
-    expected_label: str = "Expected range",
+    expected_label: str | None = None,
     markers: Sequence[Marker] = (),
     tension: Sequence[int | None] | None = None,
     y2: tuple[float, float] | None = None,
     y_label: str = "",
     y2_label: str = "",
-    x_title: str = "Session",
+    x_title: str | None = None,
     value_format: ValueFormat = format_plain,
     desc: str | None = None,
     width: int = 640,
     height: int = 260,
     chart_id: str | None = None,
+    translate: Translator = ENGLISH,
 ) -> Markup:
     """Render series over sessions as SVG, with optional cutoff, shaded bands, signal markers and tension marks."""
     spec = _line_spec(
@@ -765,6 +835,7 @@ def line_chart(
         annotate_last=False,
         width=width,
         height=height,
+        translate=translate,
     )
     return _render(_line_scene(spec, chart_id, desc))
 
@@ -780,22 +851,24 @@ def _line_spec(
     cutoff: float | Threshold | None,
     band: Band | None,
     expected_band: Sequence[tuple[float, float] | None] | None,
-    expected_label: str,
+    expected_label: str | None,
     markers: Sequence[Marker],
     tension: Sequence[int | None] | None,
     y2: tuple[float, float] | None,
     y_label: str,
     y2_label: str,
-    x_title: str,
+    x_title: str | None,
     tick_format: ValueFormat,
     value_format: ValueFormat,
     annotate_last: bool,
     width: int,
     height: int,
+    translate: Translator = ENGLISH,
 ) -> _LineSpec:
     n = len(series[0].values) if series else 0
     labels = tuple(x_labels) if x_labels is not None else tuple(str(i + 1) for i in range(n))
-    threshold = Threshold(float(cutoff), "Cutoff") if isinstance(cutoff, int | float) else cutoff
+    tr = translate
+    threshold = Threshold(float(cutoff), tr.gettext("Cutoff")) if isinstance(cutoff, int | float) else cutoff
     return _LineSpec(
         kind=kind,
         series=tuple(series),
@@ -803,13 +876,13 @@ def _line_spec(
         y_max=float(y_max),
         title=title,
         x_labels=labels,
-        x_title=x_title,
+        x_title=tr.gettext("Session") if x_title is None else x_title,
         cutoff=threshold,
         band=band,
         expected=None
         if expected_band is None
         else tuple(None if b is None else (float(b[0]), float(b[1])) for b in expected_band),
-        expected_label=expected_label,
+        expected_label=tr.gettext("Expected range") if expected_label is None else expected_label,
         markers=tuple(markers),
         tension=None if tension is None else tuple(tension),
         y2=y2,
@@ -820,6 +893,7 @@ def _line_spec(
         annotate_last=annotate_last,
         width=width,
         height=height,
+        tr=tr,
     )
 
 
@@ -831,11 +905,12 @@ def line_chart_text(
     cutoff: float | Threshold | None = None,
     band: Band | None = None,
     expected_band: Sequence[tuple[float, float] | None] | None = None,
-    expected_label: str = "Expected range",
+    expected_label: str | None = None,
     markers: Sequence[Marker] = (),
     tension: Sequence[int | None] | None = None,
-    x_title: str = "Session",
+    x_title: str | None = None,
     value_format: ValueFormat = format_plain,
+    translate: Translator = ENGLISH,
 ) -> str:
     """Describe a line chart in plain text (the same text the SVG carries in its <desc>)."""
     spec = _line_spec(
@@ -860,6 +935,7 @@ def line_chart_text(
         annotate_last=False,
         width=640,
         height=260,
+        translate=translate,
     )
     _validate_line(spec)
     return _describe_line(spec)
@@ -871,11 +947,12 @@ def line_chart_table(
     title: str,
     x_labels: Sequence[str] | None = None,
     expected_band: Sequence[tuple[float, float] | None] | None = None,
-    expected_label: str = "Expected range",
+    expected_label: str | None = None,
     markers: Sequence[Marker] = (),
     tension: Sequence[int | None] | None = None,
-    x_title: str = "Session",
+    x_title: str | None = None,
     value_format: ValueFormat = format_plain,
+    translate: Translator = ENGLISH,
 ) -> Markup:
     """Return the data behind a line chart as an HTML table: one row per x position, signals with evidence."""
     n = len(series[0].values) if series else 0
@@ -883,15 +960,17 @@ def line_chart_table(
     for s in series:
         _check_same_length(f"series {s.name!r}", s.values, n)
     _check_same_length("x_labels", labels, n)
-    headers = [x_title or "Point", *(s.name for s in series)]
+    tr = translate
+    x_title = tr.gettext("Session") if x_title is None else x_title
+    headers = [x_title or tr.gettext("Point"), *(s.name for s in series)]
     if expected_band is not None:
         _check_same_length("expected_band", expected_band, n)
-        headers.append(expected_label)
+        headers.append(tr.gettext("Expected range") if expected_label is None else expected_label)
     if tension is not None:
         _check_same_length("tension", tension, n)
-        headers.append("Tension")
+        headers.append(tr.gettext("Tension"))
     if markers:
-        headers.append("Signals")
+        headers.append(tr.gettext("Signals"))
     by_index: dict[int, list[Marker]] = {}
     for (index, _), group in sorted(_marker_groups(markers).items()):
         by_index.setdefault(index, []).extend(group)
@@ -900,10 +979,12 @@ def line_chart_table(
         row = [labels[i], *(DASH if s.values[i] is None else value_format(s.values[i] or 0.0) for s in series)]
         if expected_band is not None:
             b = expected_band[i]
-            row.append(DASH if b is None else f"{value_format(b[0])} to {value_format(b[1])}")
+            row.append(
+                DASH if b is None else tr.gettext("%(lo)s to %(hi)s", lo=value_format(b[0]), hi=value_format(b[1]))
+            )
         if tension is not None:
             t = tension[i]
-            row.append(DASH if t is None else f"{t} ({TENSION_WORDS[t]})")
+            row.append(DASH if t is None else f"{t} ({tr.gettext(TENSION_WORDS[t])})")
         if markers:
             row.append("; ".join(_marker_text(m) for m in by_index.get(i, [])))
         rows.append(row)
@@ -919,12 +1000,13 @@ def trend_chart(
     value_format: ValueFormat = format_plain,
     tick_format: ValueFormat | None = None,
     reference: Threshold | None = None,
-    interval_label: str = "95% interval",
+    interval_label: str | None = None,
     legend: bool = False,
     desc: str | None = None,
     width: int = 330,
     height: int = 170,
     chart_id: str | None = None,
+    translate: Translator = ENGLISH,
 ) -> Markup:
     """Render a monthly trend as SVG: the line, its interval as a shaded band, and the latest value labelled."""
     bounds: list[tuple[float, float] | None] = []
@@ -943,7 +1025,7 @@ def trend_chart(
         cutoff=reference,
         band=None,
         expected_band=bounds if has_bounds else None,
-        expected_label=interval_label,
+        expected_label=translate.gettext("95% interval") if interval_label is None else interval_label,
         markers=(),
         tension=None,
         y2=None,
@@ -955,9 +1037,10 @@ def trend_chart(
         annotate_last=True,
         width=width,
         height=height,
+        translate=translate,
     )
     spec = dataclasses.replace(spec, legend=legend, label_anchor="end")
-    text = desc if desc is not None else trend_text(values, title=title, value_format=value_format)
+    text = desc if desc is not None else trend_text(values, title=title, value_format=value_format, translate=translate)
     return _render(_line_scene(spec, chart_id, text))
 
 
@@ -967,43 +1050,60 @@ def trend_text(
     title: str,
     value_format: ValueFormat = format_plain,
     with_title: bool = True,
+    translate: Translator = ENGLISH,
 ) -> str:
     """Describe a trend in plain text: latest value, its interval, and the range over the months shown."""
+    tr = translate
     lead = f"{title}. " if with_title else ""
     present = [v for v in values if v.value is not None]
     if not present:
-        return f"{lead}No data in the months shown."
+        return lead + tr.gettext("No data in the months shown.")
     last = present[-1]
     assert last.value is not None  # filtered above
     text = f"{lead}{last.label}: {value_format(last.value)}"
     if last.lo is not None and last.hi is not None:
-        text += f" (95% interval {value_format(last.lo)} to {value_format(last.hi)})"
+        text += " " + tr.gettext("(95%% interval %(lo)s to %(hi)s)", lo=value_format(last.lo), hi=value_format(last.hi))
     text += "."
     if len(present) > 1:
         low = min(present, key=lambda v: v.value or 0.0)
         high = max(present, key=lambda v: v.value or 0.0)
-        text += (
-            f" Over {len(values)} months: from {value_format(present[0].value or 0.0)} in {present[0].label}; "
-            f"lowest {value_format(low.value or 0.0)} in {low.label}, highest {value_format(high.value or 0.0)} "
-            f"in {high.label}."
+        text += " " + tr.gettext(
+            "Over %(months)d months: from %(first)s in %(first_in)s; lowest %(low)s in %(low_in)s, "
+            "highest %(high)s in %(high_in)s.",
+            months=len(values),
+            first=value_format(present[0].value or 0.0),
+            first_in=present[0].label,
+            low=value_format(low.value or 0.0),
+            low_in=low.label,
+            high=value_format(high.value or 0.0),
+            high_in=high.label,
         )
     missing = len(values) - len(present)
     if missing:
-        text += f" {missing} month{'s' if missing != 1 else ''} without data."
+        text += " " + tr.ngettext("%(num)d month without data.", "%(num)d months without data.", missing)
     return text
 
 
-def trend_table(values: Sequence[TrendValue], *, title: str, value_format: ValueFormat = format_plain) -> Markup:
+def trend_table(
+    values: Sequence[TrendValue],
+    *,
+    title: str,
+    value_format: ValueFormat = format_plain,
+    translate: Translator = ENGLISH,
+) -> Markup:
     """Return a trend's months, values and intervals as an HTML table."""
     rows = [
         [
             v.label,
             DASH if v.value is None else value_format(v.value),
-            "" if v.lo is None or v.hi is None else f"{value_format(v.lo)} to {value_format(v.hi)}",
+            ""
+            if v.lo is None or v.hi is None
+            else translate.gettext("%(lo)s to %(hi)s", lo=value_format(v.lo), hi=value_format(v.hi)),
         ]
         for v in values
     ]
-    return _render_table(title, ["Month", "Value", "95% interval"], rows)
+    headers = [translate.gettext("Month"), translate.gettext("Value"), translate.gettext("95% interval")]
+    return _render_table(title, headers, rows)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1018,12 +1118,13 @@ def bar_chart(
     x_min: float = 0.0,
     value_format: ValueFormat = format_plain,
     reference: Threshold | None = None,
-    interval_label: str = "95% interval",
+    interval_label: str | None = None,
     desc: str | None = None,
     width: int = 640,
     bar_height: int = 12,
     label_width: float | None = None,
     chart_id: str | None = None,
+    translate: Translator = ENGLISH,
 ) -> Markup:
     """Render horizontal bars (in the given order) with optional intervals; bars without a value show their note."""
     if not x_max > x_min:
@@ -1038,10 +1139,13 @@ def bar_chart(
     if largest > x_max:  # never clip a bar: widen the axis to a round number instead
         x_max = x_min + nice_ceiling(largest - x_min)
     row_h = bar_height + 7
+    tr = translate
     has_intervals = any(b.lo is not None for b in bars)
     legend: list[_LegendEntry] = []
     if has_intervals:
-        legend.append(_LegendEntry("line", interval_label, INK))
+        legend.append(
+            _LegendEntry("line", tr.gettext("95% interval") if interval_label is None else interval_label, INK)
+        )
     if reference is not None:
         legend.append(_LegendEntry("threshold", reference.label, SEVERITY_COLOURS["alert"]))
     legend_rows = _legend_rows(legend, width - 16)
@@ -1064,7 +1168,7 @@ def bar_chart(
         width=width,
         height=height,
         title=title,
-        desc=desc if desc is not None else bar_text(bars, title=title, value_format=value_format),
+        desc=desc if desc is not None else bar_text(bars, title=title, value_format=value_format, translate=tr),
     )
     _draw_legend(scene, legend_rows, 8, 4)
 
@@ -1079,7 +1183,7 @@ def bar_chart(
         scene.label(x, plot_bottom + 13, value_format(tick), anchor="middle", fill=MUTED)
     scene.add("line", x1=x_of(x_min), y1=plot_top, x2=x_of(x_min), y2=plot_bottom, stroke=AXIS)
     if not bars:
-        scene.label((plot_left + plot_right) / 2, plot_top + row_h / 2 + 3, "No data", anchor="middle")
+        scene.label((plot_left + plot_right) / 2, plot_top + row_h / 2 + 3, tr.gettext("No data"), anchor="middle")
     for i, b in enumerate(bars):
         y = plot_top + i * row_h + 3.5
         mid = y + bar_height / 2
@@ -1091,7 +1195,9 @@ def bar_chart(
             continue
         bar_title = f"{b.label}: {value_format(b.value)}"
         if b.lo is not None and b.hi is not None:
-            bar_title += f" (95% interval {value_format(b.lo)} to {value_format(b.hi)})"
+            bar_title += " " + tr.gettext(
+                "(95%% interval %(lo)s to %(hi)s)", lo=value_format(b.lo), hi=value_format(b.hi)
+            )
         scene.add(
             "rect",
             title=bar_title,
@@ -1125,34 +1231,40 @@ def bar_chart(
     return _render(scene)
 
 
-def bar_text(bars: Sequence[Bar], *, title: str, value_format: ValueFormat = format_plain) -> str:
+def bar_text(
+    bars: Sequence[Bar], *, title: str, value_format: ValueFormat = format_plain, translate: Translator = ENGLISH
+) -> str:
     """Describe bars in plain text, in their order."""
+    tr = translate
     if not bars:
-        return f"{title}. No data."
+        return f"{title}. " + tr.gettext("No data.")
     parts = []
     for b in bars:
         if b.value is None:
-            parts.append(f"{b.label}: {b.note or 'no value'}")
+            parts.append(f"{b.label}: {b.note or tr.gettext('no value')}")
         elif b.lo is not None and b.hi is not None:
-            parts.append(
-                f"{b.label}: {value_format(b.value)} (95% interval {value_format(b.lo)} to {value_format(b.hi)})"
-            )
+            interval = tr.gettext("(95%% interval %(lo)s to %(hi)s)", lo=value_format(b.lo), hi=value_format(b.hi))
+            parts.append(f"{b.label}: {value_format(b.value)} {interval}")
         else:
             parts.append(f"{b.label}: {value_format(b.value)}")
     return f"{title}. " + "; ".join(parts) + "."
 
 
-def bar_table(bars: Sequence[Bar], *, title: str, value_format: ValueFormat = format_plain) -> Markup:
+def bar_table(
+    bars: Sequence[Bar], *, title: str, value_format: ValueFormat = format_plain, translate: Translator = ENGLISH
+) -> Markup:
     """Return bars as an HTML table."""
     rows = [
         [
             b.label,
             (b.note or DASH) if b.value is None else value_format(b.value),
-            "" if b.lo is None or b.hi is None else f"{value_format(b.lo)} to {value_format(b.hi)}",
+            ""
+            if b.lo is None or b.hi is None
+            else translate.gettext("%(lo)s to %(hi)s", lo=value_format(b.lo), hi=value_format(b.hi)),
         ]
         for b in bars
     ]
-    return _render_table(title, ["", "Value", "95% interval"], rows)
+    return _render_table(title, ["", translate.gettext("Value"), translate.gettext("95% interval")], rows)
 
 
 def sparkline(
@@ -1165,6 +1277,7 @@ def sparkline(
     width: int = 96,
     height: int = 22,
     chart_id: str | None = None,
+    translate: Translator = ENGLISH,
 ) -> Markup:
     """Render a tiny trend line with its latest value dotted; the title and desc carry the numbers."""
     clean = [None if v is None else float(v) for v in values]
@@ -1172,7 +1285,12 @@ def sparkline(
         if v is not None and not math.isfinite(v):
             raise ValueError("sparkline values must be finite; use None for a missing value")
     points = [labels[i] if labels is not None else str(i + 1) for i in range(len(clean))]
-    desc = trend_text([TrendValue(points[i], v) for i, v in enumerate(clean)], title=title, value_format=value_format)
+    desc = trend_text(
+        [TrendValue(points[i], v) for i, v in enumerate(clean)],
+        title=title,
+        value_format=value_format,
+        translate=translate,
+    )
     scene = _Scene(
         kind="spark",
         chart_id=chart_id or _chart_id("spark", title, clean, y_range),

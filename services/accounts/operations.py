@@ -20,9 +20,10 @@ from services.accounts.passwords import (
 )
 from services.audit.operations import record_event
 from services.db import utcnow
+from services.i18n import N_, UserError
 
 
-class AccountError(ValueError):
+class AccountError(UserError):
     """A request about accounts that cannot be done, with a message fit to show."""
 
 
@@ -35,7 +36,7 @@ def normalise_email(email: str) -> str:
     """Lower-cased, trimmed email; refuses obviously malformed addresses."""
     email = email.strip().lower()
     if "@" not in email or email.startswith("@") or email.endswith("@") or " " in email or len(email) > 254:
-        raise AccountError(f"{email!r} is not a valid email address.")
+        raise AccountError(N_("%(email)r is not a valid email address."), email=email)
     return email
 
 
@@ -43,7 +44,7 @@ def get_or_create_team(session: Session, name: str) -> Team:
     """The team with this name, created if missing."""
     name = name.strip()
     if not name:
-        raise AccountError("A team needs a name.")
+        raise AccountError(N_("A team needs a name."))
     team = session.scalar(select(Team).where(Team.name == name))
     if team is None:
         team = Team(name=name)
@@ -67,10 +68,12 @@ def create_user(
         role_value = Role(role).value
     except ValueError:
         allowed = ", ".join(r.value for r in Role)
-        raise AccountError(f"Unknown role {role!r}; choose one of: {allowed}.") from None
+        raise AccountError(
+            N_("Unknown role %(role)r; choose one of: %(choices)s."), role=role, choices=allowed
+        ) from None
     email = normalise_email(email)
     if session.scalar(select(func.count()).select_from(User).where(User.email == email)):
-        raise AccountError(f"A user with email {email} already exists.")
+        raise AccountError(N_("A user with email %(email)s already exists."), email=email)
     check_password_strength(password)
     team_row = get_or_create_team(session, team) if team else None
     user = User(

@@ -5,19 +5,21 @@ from __future__ import annotations
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from services.i18n import N_, UserError
+
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 
 MIN_PASSWORD_LENGTH = 10
 
 
-class WeakPasswordError(ValueError):
+class WeakPasswordError(UserError):
     """The password does not meet the minimum rules."""
 
 
 def check_password_strength(password: str) -> None:
     """Refuse passwords that are too short or blank."""
     if len(password.strip()) < MIN_PASSWORD_LENGTH:
-        raise WeakPasswordError(f"A password needs at least {MIN_PASSWORD_LENGTH} characters.")
+        raise WeakPasswordError(N_("A password needs at least %(min)d characters."), min=MIN_PASSWORD_LENGTH)
 
 
 def hash_password(password: str) -> str:

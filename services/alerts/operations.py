@@ -18,13 +18,14 @@ from services.alerts.repair import REPAIR_TOPICS, get_suggestion
 from services.audit.operations import record_event
 from services.clients.models import Episode
 from services.db import utcnow
+from services.i18n import N_, UserError
 from services.surveys.models import Administration
 
 RESOLUTION_REASONS = ("repaired", "not_a_rupture", "client_ended", "other")
 MAX_TEXT = 2000
 
 
-class AlertActionError(ValueError):
+class AlertActionError(UserError):
     """An action that cannot be done on this alert, with a message fit to show."""
 
 
@@ -148,11 +149,15 @@ def record_repair_step(
     if suggestion_key:
         suggestion = get_suggestion(suggestion_key)
         if suggestion is None:
-            raise AlertActionError(f"Unknown repair suggestion {suggestion_key!r}.")
+            raise AlertActionError(N_("Unknown repair suggestion %(key)r."), key=suggestion_key)
     clean = _text(text, required=suggestion is None)
     topic = component or (suggestion.topic if suggestion is not None else None)
     if topic is not None and topic not in REPAIR_TOPICS:
-        raise AlertActionError(f"Unknown component {topic!r}; choose one of: {', '.join(REPAIR_TOPICS)}.")
+        raise AlertActionError(
+            N_("Unknown component %(topic)r; choose one of: %(choices)s."),
+            topic=topic,
+            choices=", ".join(REPAIR_TOPICS),
+        )
     if alert.status == "open":
         # Acting on an alert means it has been seen.
         alert.status = "acknowledged"
@@ -168,7 +173,11 @@ def resolve_alert(
     """Close an alert with a reason (repaired, not_a_rupture, client_ended, other)."""
     _refuse_resolved(alert)
     if reason not in RESOLUTION_REASONS:
-        raise AlertActionError(f"Unknown reason {reason!r}; choose one of: {', '.join(RESOLUTION_REASONS)}.")
+        raise AlertActionError(
+            N_("Unknown reason %(reason)r; choose one of: %(choices)s."),
+            reason=reason,
+            choices=", ".join(RESOLUTION_REASONS),
+        )
     clean = _text(note, required=reason == "other")
     now = utcnow()
     alert.status = "resolved"
@@ -185,15 +194,15 @@ def resolve_alert(
 
 def _refuse_resolved(alert: Alert) -> None:
     if alert.status == "resolved":
-        raise AlertActionError("This alert is already resolved.")
+        raise AlertActionError(N_("This alert is already resolved."))
 
 
 def _text(value: str | None, *, required: bool) -> str | None:
     clean = (value or "").strip()
     if required and not clean:
-        raise AlertActionError("Please write a few words.")
+        raise AlertActionError(N_("Please write a few words."))
     if len(clean) > MAX_TEXT:
-        raise AlertActionError(f"Please keep it under {MAX_TEXT} characters.")
+        raise AlertActionError(N_("Please keep it under %(max)d characters."), max=MAX_TEXT)
     return clean or None
 
 

@@ -41,6 +41,7 @@ from services.clients.operations import (
     cancel_appointment,
     reschedule_appointment,
 )
+from services.i18n import N_, Message
 from services.surveys.policy import InvitationPolicy
 
 MAX_ROWS = 5000
@@ -115,7 +116,7 @@ class ImportReport:
 def decode_text(data: bytes) -> str:
     """File bytes as text: UTF-8 (with or without a byte-order mark), else Windows-1252."""
     if b"\x00" in data[:4096]:
-        raise ImportFileError("This is not a text file. Upload a CSV or iCalendar (.ics) file.")
+        raise ImportFileError(N_("This is not a text file. Upload a CSV or iCalendar (.ics) file."))
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -156,9 +157,9 @@ def parse_csv(text: str, *, tz: ZoneInfo) -> list[ParsedRow]:
     try:
         header = next(reader)
     except StopIteration:
-        raise ImportFileError("The file is empty.") from None
+        raise ImportFileError(N_("The file is empty.")) from None
     except csv.Error as exc:
-        raise ImportFileError(f"The file is not valid CSV: {exc}.") from None
+        raise ImportFileError(Message("The file is not valid CSV: %(error)s.", error=str(exc))) from None
     names = [h.strip().lower().replace(" ", "_").replace("-", "_") for h in header]
     index: dict[str, int] = {}
     for key, aliases in CSV_COLUMNS.items():
@@ -173,8 +174,11 @@ def parse_csv(text: str, *, tz: ZoneInfo) -> list[ParsedRow]:
         missing.append("ends_at or duration_minutes")
     if missing:
         raise ImportFileError(
-            "The header line lacks these columns: " + ", ".join(missing) + ". Expected for example: "
-            "external_id,client_code,client_email,clinician_email,starts_at,ends_at,status"
+            Message(
+                "The header line lacks these columns: %(missing)s. Expected for example: "
+                "external_id,client_code,client_email,clinician_email,starts_at,ends_at,status",
+                missing=", ".join(missing),
+            )
         )
     rows: list[ParsedRow] = []
     try:
@@ -182,10 +186,14 @@ def parse_csv(text: str, *, tz: ZoneInfo) -> list[ParsedRow]:
             if not any(cell.strip() for cell in cells):
                 continue
             if len(rows) >= MAX_ROWS:
-                raise ImportFileError(f"The file has more than {MAX_ROWS} rows; split it into smaller files.")
+                raise ImportFileError(
+                    Message("The file has more than %(max)d rows; split it into smaller files.", max=MAX_ROWS)
+                )
             rows.append(_csv_row(reader.line_num, cells, index, tz))
     except csv.Error as exc:
-        raise ImportFileError(f"The file is not valid CSV near line {reader.line_num}: {exc}.") from None
+        raise ImportFileError(
+            Message("The file is not valid CSV near line %(line)d: %(error)s.", line=reader.line_num, error=str(exc))
+        ) from None
     return rows
 
 
@@ -202,24 +210,28 @@ def _csv_row(line: int, cells: list[str], index: dict[str, int], tz: ZoneInfo) -
     row.clinician_email = cell("clinician_email").lower() or None
     status = cell("status").lower()
     if status and status not in ("scheduled", "confirmed", "booked", "cancelled", "canceled"):
-        row.problem = f"unknown status {cell('status')!r} (use scheduled or cancelled)"
+        row.problem = Message("unknown status %(status)r (use scheduled or cancelled)", status=cell("status"))
         return row
     row.cancelled = status in ("cancelled", "canceled")
     try:
         row.starts_at = _parse_local(cell("starts_at"), tz)
     except ValueError:
-        row.problem = f"start {cell('starts_at')!r} is not a date and time such as 2026-03-02T14:00"
+        row.problem = Message(
+            "start %(value)r is not a date and time such as 2026-03-02T14:00", value=cell("starts_at")
+        )
         return row
     if cell("ends_at"):
         try:
             row.ends_at = _parse_local(cell("ends_at"), tz)
         except ValueError:
-            row.problem = f"end {cell('ends_at')!r} is not a date and time such as 2026-03-02T14:50"
+            row.problem = Message(
+                "end %(value)r is not a date and time such as 2026-03-02T14:50", value=cell("ends_at")
+            )
             return row
     else:
         minutes = cell("duration_minutes")
         if not minutes.isdigit() or not 0 < int(minutes) <= 480:
-            row.problem = "give an end time or a duration in minutes (1 to 480)"
+            row.problem = N_("give an end time or a duration in minutes (1 to 480)")
             return row
         row.ends_at = row.starts_at + timedelta(minutes=int(minutes))
     return row
@@ -288,12 +300,12 @@ class _IcsTimeError(ValueError):
 
 def _ics_datetime(value: str, params: dict[str, str], tz: ZoneInfo) -> datetime:
     if params.get("VALUE", "").upper() == "DATE" or re.fullmatch(r"\d{8}", value.strip()):
-        raise _IcsTimeError("an all-day event, not an appointment")
+        raise _IcsTimeError(N_("an all-day event, not an appointment"))
     text = value.strip()
     try:
         naive = datetime.strptime(text.rstrip("Zz"), "%Y%m%dT%H%M%S")
     except ValueError:
-        raise _IcsTimeError(f"the time {text!r} is not an iCalendar date-time") from None
+        raise _IcsTimeError(Message("the time %(value)r is not an iCalendar date-time", value=text)) from None
     if text.upper().endswith("Z"):
         return naive.replace(tzinfo=UTC)
     zone_name = params.get("TZID")
@@ -302,7 +314,7 @@ def _ics_datetime(value: str, params: dict[str, str], tz: ZoneInfo) -> datetime:
             zone = ZoneInfo(zone_name.lstrip("/"))
         except (ZoneInfoNotFoundError, ValueError):
             raise _IcsTimeError(
-                f"unknown time zone {zone_name!r} (export with IANA names such as Europe/London)"
+                Message("unknown time zone %(zone)r (export with IANA names such as Europe/London)", zone=zone_name)
             ) from None
         return naive.replace(tzinfo=zone).astimezone(UTC)
     return naive.replace(tzinfo=tz).astimezone(UTC)
@@ -320,7 +332,7 @@ def parse_ics(text: str, *, tz: ZoneInfo) -> list[ParsedRow]:
     """The VEVENTs of an iCalendar text as rows (see the module docstring for what is understood)."""
     lines = list(_unfold(text))
     if not any(line.strip().upper() == "BEGIN:VCALENDAR" for _, line in lines[:50]):
-        raise ImportFileError("This is not an iCalendar file (it does not start with BEGIN:VCALENDAR).")
+        raise ImportFileError(N_("This is not an iCalendar file (it does not start with BEGIN:VCALENDAR)."))
     method_cancel = False
     rows: list[ParsedRow] = []
     event: list[tuple[str, dict[str, str], str]] | None = None
@@ -340,7 +352,9 @@ def parse_ics(text: str, *, tz: ZoneInfo) -> list[ParsedRow]:
             depth -= 1
         elif event is not None and name == "END" and value.strip().upper() == "VEVENT":
             if len(rows) >= MAX_ROWS:
-                raise ImportFileError(f"The calendar has more than {MAX_ROWS} events; export a shorter period.")
+                raise ImportFileError(
+                    Message("The calendar has more than %(max)d events; export a shorter period.", max=MAX_ROWS)
+                )
             rows.append(_ics_row(event_line, event, tz, method_cancel))
             event = None
         elif event is not None and not depth:
@@ -371,10 +385,10 @@ def _ics_row(line: int, props: list[tuple[str, dict[str, str], str]], tz: ZoneIn
     row.clinician_email = organizer
     row.emails = [e for name, _p, value in props if name == "ATTENDEE" and (e := _mailto(value)) and e != organizer]
     if "RRULE" in first or "RDATE" in first:
-        row.problem = "a repeating event: export the individual appointments instead of the series"
+        row.problem = N_("a repeating event: export the individual appointments instead of the series")
         return row
     if "DTSTART" not in first:
-        row.problem = "no start time (DTSTART)"
+        row.problem = N_("no start time (DTSTART)")
         return row
     try:
         row.starts_at = _ics_datetime(first["DTSTART"][1], first["DTSTART"][0], tz)
@@ -384,12 +398,14 @@ def _ics_row(line: int, props: list[tuple[str, dict[str, str], str]], tz: ZoneIn
             try:
                 row.ends_at = row.starts_at + _ics_duration(first["DURATION"][1])
             except ValueError:
-                row.problem = f"the duration {first['DURATION'][1]!r} is not an iCalendar duration such as PT50M"
+                row.problem = Message(
+                    "the duration %(value)r is not an iCalendar duration such as PT50M", value=first["DURATION"][1]
+                )
                 return row
         else:
-            row.problem = "no end time (DTEND or DURATION)"
+            row.problem = N_("no end time (DTEND or DURATION)")
     except _IcsTimeError as exc:
-        row.problem = str(exc)
+        row.problem = exc.args[0]
     return row
 
 
@@ -400,16 +416,16 @@ def _public_address(host: str, port: int, *, allow_private: bool) -> str:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
-        raise ImportFileError(f"The calendar's host {host!r} could not be found.") from None
+        raise ImportFileError(Message("The calendar's host %(host)r could not be found.", host=host)) from None
     addresses = [info[4][0] for info in infos]
     if not addresses:
-        raise ImportFileError(f"The calendar's host {host!r} could not be found.")
+        raise ImportFileError(Message("The calendar's host %(host)r could not be found.", host=host))
     if not allow_private:
         for address in addresses:
             ip = ipaddress.ip_address(str(address).split("%")[0])
             if not ip.is_global or ip.is_multicast:
                 raise ImportFileError(
-                    "That address is inside a private network; calendar imports fetch only public addresses."
+                    N_("That address is inside a private network; calendar imports fetch only public addresses.")
                 )
     return str(addresses[0])
 
@@ -446,13 +462,13 @@ def fetch_calendar(url: str, *, policy: InvitationPolicy) -> bytes:
     for _ in range(MAX_REDIRECTS + 1):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ImportFileError("Give an http:// or https:// address of the calendar.")
+            raise ImportFileError(N_("Give an http:// or https:// address of the calendar."))
         if parts.username or parts.password:
-            raise ImportFileError("Addresses with a user name or password are not accepted.")
+            raise ImportFileError(N_("Addresses with a user name or password are not accepted."))
         try:
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError:
-            raise ImportFileError("The address has an invalid port.") from None
+            raise ImportFileError(N_("The address has an invalid port.")) from None
         address = _public_address(parts.hostname, port, allow_private=policy.import_allow_private_urls)
         remaining = max(0.5, deadline - time.monotonic())
         connection: http.client.HTTPConnection = (
@@ -469,26 +485,34 @@ def fetch_calendar(url: str, *, policy: InvitationPolicy) -> bytes:
             if response.status in (301, 302, 303, 307, 308):
                 location = response.getheader("Location")
                 if not location:
-                    raise ImportFileError("The calendar server redirected without saying where.")
+                    raise ImportFileError(N_("The calendar server redirected without saying where."))
                 url = urljoin(url, location)
                 continue
             if response.status != 200:
-                raise ImportFileError(f"The calendar server answered {response.status} {response.reason}.")
+                raise ImportFileError(
+                    Message(
+                        "The calendar server answered %(status)s %(reason)s.",
+                        status=response.status,
+                        reason=response.reason,
+                    )
+                )
             length = response.getheader("Content-Length")
             if length and length.isdigit() and int(length) > policy.import_max_bytes:
                 raise ImportFileError(_too_large(policy))
             return _read_capped(response, policy, deadline)
         except (OSError, http.client.HTTPException) as exc:
             if isinstance(exc, TimeoutError | socket.timeout):
-                raise ImportFileError("The calendar server took too long to answer.") from None
-            raise ImportFileError(f"The calendar could not be downloaded ({type(exc).__name__}).") from None
+                raise ImportFileError(N_("The calendar server took too long to answer.")) from None
+            raise ImportFileError(
+                Message("The calendar could not be downloaded (%(error)s).", error=type(exc).__name__)
+            ) from None
         finally:
             connection.close()
-    raise ImportFileError("The calendar address redirected too many times.")
+    raise ImportFileError(N_("The calendar address redirected too many times."))
 
 
 def _too_large(policy: InvitationPolicy) -> str:
-    return f"The calendar is larger than {policy.import_max_bytes // 1024} KB."
+    return Message("The calendar is larger than %(size)d KB.", size=policy.import_max_bytes // 1024)
 
 
 def _read_capped(response: http.client.HTTPResponse, policy: InvitationPolicy, deadline: float) -> bytes:
@@ -496,7 +520,7 @@ def _read_capped(response: http.client.HTTPResponse, policy: InvitationPolicy, d
     size = 0
     while True:
         if time.monotonic() > deadline:
-            raise ImportFileError("The calendar server took too long to answer.")
+            raise ImportFileError(N_("The calendar server took too long to answer."))
         chunk = response.read(64 * 1024)
         if not chunk:
             return b"".join(chunks)
@@ -520,7 +544,7 @@ def _find_client(session: Session, row: ParsedRow) -> Client:
     if row.client_code:
         client = session.scalar(select(Client).where(Client.code == row.client_code))
         if client is None:
-            raise _Skip(f"no client with code {row.client_code}")
+            raise _Skip(Message("no client with code %(code)s", code=row.client_code))
     else:
         found: list[Client] = []
         for email in row.emails:
@@ -528,12 +552,12 @@ def _find_client(session: Session, row: ParsedRow) -> Client:
             if found:
                 break
         if not found:
-            raise _Skip("no client with that email" if row.emails else "no client code or email given")
+            raise _Skip(N_("no client with that email") if row.emails else N_("no client code or email given"))
         if len(found) > 1:
-            raise _Skip("several clients share that email: give the client code")
+            raise _Skip(N_("several clients share that email: give the client code"))
         client = found[0]
     if client.archived_at is not None:
-        raise _Skip("the client is archived", client_id=client.id)
+        raise _Skip(N_("the client is archived"), client_id=client.id)
     return client
 
 
@@ -544,7 +568,7 @@ def _find_episode(session: Session, client: Client, row: ParsedRow) -> Episode:
         )
     )
     if not episodes:
-        raise _Skip("the client has no open episode", client_id=client.id)
+        raise _Skip(N_("the client has no open episode"), client_id=client.id)
     if len(episodes) == 1:
         return episodes[0]
     wanted = [e for e in [row.clinician_email, *row.emails] if e]
@@ -553,7 +577,7 @@ def _find_episode(session: Session, client: Client, row: ParsedRow) -> Episode:
     )
     matching = [e for e in episodes if e.clinician_id in clinicians]
     if len(matching) != 1:
-        raise _Skip("the client has several open episodes: give the clinician's email", client_id=client.id)
+        raise _Skip(N_("the client has several open episodes: give the clinician's email"), client_id=client.id)
     return matching[0]
 
 
@@ -563,35 +587,35 @@ def _apply_row(
     if row.problem:
         raise _Skip(row.problem)
     if not row.external_id:
-        raise _Skip("no calendar id (external_id or UID), so a later import could not update it")
+        raise _Skip(N_("no calendar id (external_id or UID), so a later import could not update it"))
     if len(row.external_id) > MAX_EXTERNAL_ID_LENGTH:
-        raise _Skip(f"the calendar id is longer than {MAX_EXTERNAL_ID_LENGTH} characters")
+        raise _Skip(Message("the calendar id is longer than %(max)d characters", max=MAX_EXTERNAL_ID_LENGTH))
     client = _find_client(session, row)
     if row.starts_at is None or row.ends_at is None:
-        raise _Skip("no start or end time", client_id=client.id)
+        raise _Skip(N_("no start or end time"), client_id=client.id)
     existing = session.scalar(
         select(Appointment).where(Appointment.source == source, Appointment.external_id == row.external_id)
     )
     if existing is not None:
         if existing.episode.client_id != client.id:
-            raise _Skip("this calendar id belongs to another client's appointment", client_id=client.id)
+            raise _Skip(N_("this calendar id belongs to another client's appointment"), client_id=client.id)
         if row.cancelled:
             if existing.status == "cancelled":
-                return "skipped", "already cancelled", existing, client.id
+                return "skipped", N_("already cancelled"), existing, client.id
             cancel_appointment(session, appointment_id=existing.id, reason="cancelled in the calendar", now=now)
-            return "updated", "cancelled", existing, client.id
+            return "updated", N_("cancelled"), existing, client.id
         if (existing.starts_at, existing.ends_at) == (row.starts_at, row.ends_at):
-            return "skipped", "unchanged", existing, client.id
+            return "skipped", N_("unchanged"), existing, client.id
         if existing.status == "cancelled":
-            raise _Skip("cancelled here earlier; add a new appointment to book it again", client_id=client.id)
+            raise _Skip(N_("cancelled here earlier; add a new appointment to book it again"), client_id=client.id)
         if existing.status != "scheduled":
-            raise _Skip("already took place; it is not moved", client_id=client.id)
+            raise _Skip(N_("already took place; it is not moved"), client_id=client.id)
         reschedule_appointment(
             session, appointment_id=existing.id, starts_at=row.starts_at, ends_at=row.ends_at, policy=policy
         )
-        return "updated", "moved to the new time", existing, client.id
+        return "updated", N_("moved to the new time"), existing, client.id
     if row.cancelled:
-        raise _Skip("cancelled in the calendar and not booked here", client_id=client.id)
+        raise _Skip(N_("cancelled in the calendar and not booked here"), client_id=client.id)
     episode = _find_episode(session, client, row)
     appointment = add_appointment(
         session,
@@ -601,7 +625,7 @@ def _apply_row(
         source=source,
         external_id=row.external_id,
     )
-    return "imported", "new appointment", appointment, client.id
+    return "imported", N_("new appointment"), appointment, client.id
 
 
 def import_appointments(
@@ -615,14 +639,18 @@ def import_appointments(
     """Apply parsed rows (each in its own savepoint) and report every row's outcome; the caller commits."""
     source = source.strip().lower()
     if not source or len(source) > MAX_SOURCE_LENGTH or not re.fullmatch(r"[a-z0-9_.-]+", source):
-        raise ImportFileError(f"The source is 1 to {MAX_SOURCE_LENGTH} letters, digits, dots, dashes or underscores.")
+        raise ImportFileError(
+            Message("The source is 1 to %(max)d letters, digits, dots, dashes or underscores.", max=MAX_SOURCE_LENGTH)
+        )
     policy = policy or InvitationPolicy()
     now = now or datetime.now(UTC)
     report = ImportReport(source=source)
     seen: set[str] = set()
     for row in rows:
         if row.external_id and row.external_id in seen and not row.problem:
-            report.rows.append(RowResult(row.line, row.external_id, "skipped", "the same calendar id appears earlier"))
+            report.rows.append(
+                RowResult(row.line, row.external_id, "skipped", N_("the same calendar id appears earlier"))
+            )
             continue
         if row.external_id:
             seen.add(row.external_id)
@@ -635,7 +663,7 @@ def import_appointments(
             report.rows.append(RowResult(row.line, row.external_id, "skipped", skip.reason, client_id=skip.client_id))
             continue
         except ClientError as exc:
-            report.rows.append(RowResult(row.line, row.external_id, "skipped", str(exc).rstrip(".")))
+            report.rows.append(RowResult(row.line, row.external_id, "skipped", exc.message))
             continue
         report.rows.append(
             RowResult(
@@ -665,9 +693,9 @@ def parse_calendar(data: bytes, *, fmt: str, tz: ZoneInfo) -> list[ParsedRow]:
     """Parse uploaded or downloaded bytes as CSV or iCalendar."""
     text = decode_text(data)
     if not text.strip():
-        raise ImportFileError("The file is empty.")
+        raise ImportFileError(N_("The file is empty."))
     if fmt == "ical":
         return parse_ics(text, tz=tz)
     if fmt == "csv":
         return parse_csv(text, tz=tz)
-    raise ImportFileError(f"Unknown format {fmt!r}; use csv or ical.")
+    raise ImportFileError(Message("Unknown format %(format)r; use csv or ical.", format=fmt))

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from services.accounts.models import Role, User
 from services.clients.models import Appointment, Client, Episode
 from services.db import utcnow
+from services.i18n import N_, UserError
 from services.surveys.invitations import cancel_invitations, reschedule_invitations
 from services.surveys.policy import InvitationPolicy
 from services.surveys.protocols import get_protocol
@@ -35,8 +36,8 @@ CHECK_IN_BEFORE = timedelta(hours=12)
 CHECK_IN_AFTER = timedelta(hours=2)
 
 
-class ClientError(ValueError):
-    """A request about a client or episode that cannot be done, with a message fit to show."""
+class ClientError(UserError):
+    """A request about a client or episode that cannot be done, with a message fit to show (see services.i18n)."""
 
 
 def generate_client_code() -> str:
@@ -49,15 +50,15 @@ def _unique_code(session: Session) -> str:
         code = generate_client_code()
         if not session.scalar(select(func.count()).select_from(Client).where(Client.code == code)):
             return code
-    raise ClientError("Could not generate a unique client code; try again.")  # 25^7 codes: never in practice
+    raise ClientError(N_("Could not generate a unique client code; try again."))  # 25^7 codes: never in practice
 
 
-def _clean_name(value: str, what: str) -> str:
+def _clean_name(value: str, what: tuple[str, str]) -> str:
     value = " ".join(value.split())
     if not value:
-        raise ClientError(f"A client needs a {what}.")
+        raise ClientError(what[0])
     if len(value) > 100:
-        raise ClientError(f"The {what} is longer than 100 characters.")
+        raise ClientError(what[1])
     return value
 
 
@@ -90,18 +91,26 @@ def clean_contact_details(
     if email is not None and (
         "@" not in email or email.startswith("@") or email.endswith("@") or len(email) > 254 or " " in email
     ):
-        raise ClientError(f"{email!r} is not a valid email address.")
+        raise ClientError(N_("%(email)r is not a valid email address."), email=email)
     if phone is not None and (len(phone) > 40 or not _PHONE.match(phone)):
-        raise ClientError("The phone number may hold only digits, spaces, +, -, ( and ), at most 40 characters.")
+        raise ClientError(N_("The phone number may hold only digits, spaces, +, -, ( and ), at most 40 characters."))
     if language not in LANGUAGES:
-        raise ClientError(f"Unknown language {language!r}; choose one of: {', '.join(LANGUAGES)}.")
+        raise ClientError(
+            N_("Unknown language %(language)r; choose one of: %(choices)s."),
+            language=language,
+            choices=", ".join(LANGUAGES),
+        )
     if consent_email and email is None:
-        raise ClientError("Consent to email needs an email address.")
+        raise ClientError(N_("Consent to email needs an email address."))
     if consent_sms and phone is None:
-        raise ClientError("Consent to text messages needs a phone number.")
+        raise ClientError(N_("Consent to text messages needs a phone number."))
     return ContactDetails(
-        first_name=_clean_name(first_name, "first name"),
-        last_name=_clean_name(last_name, "last name"),
+        first_name=_clean_name(
+            first_name, (N_("A client needs a first name."), N_("The first name is longer than 100 characters."))
+        ),
+        last_name=_clean_name(
+            last_name, (N_("A client needs a last name."), N_("The last name is longer than 100 characters."))
+        ),
         email=email,
         phone=phone,
         language=language,
@@ -152,7 +161,7 @@ def update_client(
     """Correct a client's name, contacts, language or consent (withdrawn consent stops messages on that channel)."""
     client = session.get(Client, client_id)
     if client is None:
-        raise ClientError("No such client.")
+        raise ClientError(N_("No such client."))
     details = clean_contact_details(
         first_name=first_name,
         last_name=last_name,
@@ -180,20 +189,20 @@ def open_episode(
     """Open an episode of care for a client with a clinician (up to three goals in the client's words)."""
     client = session.get(Client, client_id)
     if client is None:
-        raise ClientError("No such client.")
+        raise ClientError(N_("No such client."))
     if client.archived_at is not None:
-        raise ClientError("This client is archived; restore the record before opening an episode.")
+        raise ClientError(N_("This client is archived; restore the record before opening an episode."))
     clinician = session.get(User, clinician_id)
     if clinician is None or not clinician.active or clinician.role not in CLINICAL_ROLES:
-        raise ClientError("Choose an active clinician or supervisor for the episode.")
+        raise ClientError(N_("Choose an active clinician or supervisor for the episode."))
     if get_protocol(session, protocol_code) is None:
-        raise ClientError(f"Unknown measurement protocol {protocol_code!r}.")
+        raise ClientError(N_("Unknown measurement protocol %(code)r."), code=protocol_code)
     cleaned = [" ".join(goal.split()) for goal in goals]
     cleaned = [goal for goal in cleaned if goal]
     if len(cleaned) > MAX_GOALS:
-        raise ClientError(f"An episode has at most {MAX_GOALS} goals.")
+        raise ClientError(N_("An episode has at most %(max)d goals."), max=MAX_GOALS)
     if any(len(goal) > MAX_GOAL_LENGTH for goal in cleaned):
-        raise ClientError(f"Each goal has at most {MAX_GOAL_LENGTH} characters.")
+        raise ClientError(N_("Each goal has at most %(max)d characters."), max=MAX_GOAL_LENGTH)
     already_open = session.scalar(
         select(func.count())
         .select_from(Episode)
@@ -204,7 +213,7 @@ def open_episode(
         )
     )
     if already_open:
-        raise ClientError("This client already has an open episode with this clinician.")
+        raise ClientError(N_("This client already has an open episode with this clinician."))
     episode = Episode(
         client_id=client_id,
         clinician_id=clinician_id,
@@ -219,11 +228,11 @@ def open_episode(
 
 def _check_times(starts_at: datetime, ends_at: datetime) -> None:
     if starts_at.tzinfo is None or ends_at.tzinfo is None:
-        raise ClientError("Appointment times need a time zone.")
+        raise ClientError(N_("Appointment times need a time zone."))
     if ends_at <= starts_at:
-        raise ClientError("An appointment must end after it starts.")
+        raise ClientError(N_("An appointment must end after it starts."))
     if ends_at - starts_at > MAX_APPOINTMENT:
-        raise ClientError("An appointment lasts at most 8 hours.")
+        raise ClientError(N_("An appointment lasts at most 8 hours."))
 
 
 def add_appointment(
@@ -238,24 +247,24 @@ def add_appointment(
     """Add a scheduled appointment to an open episode (an imported one carries its calendar's id)."""
     episode = session.get(Episode, episode_id)
     if episode is None:
-        raise ClientError("No such episode.")
+        raise ClientError(N_("No such episode."))
     if episode.ended_on is not None:
-        raise ClientError("This episode has ended; open a new one to add appointments.")
+        raise ClientError(N_("This episode has ended; open a new one to add appointments."))
     if episode.client.archived_at is not None:
-        raise ClientError("This client is archived.")
+        raise ClientError(N_("This client is archived."))
     _check_times(starts_at, ends_at)
     source = source.strip()
     if not source or len(source) > MAX_SOURCE_LENGTH:
-        raise ClientError(f"The source is 1 to {MAX_SOURCE_LENGTH} characters.")
+        raise ClientError(N_("The source is 1 to %(max)d characters."), max=MAX_SOURCE_LENGTH)
     external_id = (external_id or "").strip() or None
     if external_id is not None:
         if len(external_id) > MAX_EXTERNAL_ID_LENGTH:
-            raise ClientError(f"The calendar id is longer than {MAX_EXTERNAL_ID_LENGTH} characters.")
+            raise ClientError(N_("The calendar id is longer than %(max)d characters."), max=MAX_EXTERNAL_ID_LENGTH)
         taken = session.scalar(
             select(Appointment.id).where(Appointment.source == source, Appointment.external_id == external_id)
         )
         if taken is not None:
-            raise ClientError("An appointment with this calendar id already exists.")
+            raise ClientError(N_("An appointment with this calendar id already exists."))
     appointment = Appointment(
         episode_id=episode.id,
         starts_at=starts_at,
@@ -272,7 +281,7 @@ def add_appointment(
 def _appointment(session: Session, appointment_id: int) -> Appointment:
     appointment = session.get(Appointment, appointment_id)
     if appointment is None:
-        raise ClientError("No such appointment.")
+        raise ClientError(N_("No such appointment."))
     return appointment
 
 
@@ -287,7 +296,7 @@ def reschedule_appointment(
     """Move a scheduled appointment; its invitations move with it."""
     appointment = _appointment(session, appointment_id)
     if appointment.status != "scheduled":
-        raise ClientError("Only a scheduled appointment can be moved.")
+        raise ClientError(N_("Only a scheduled appointment can be moved."))
     _check_times(starts_at, ends_at)
     if (appointment.starts_at, appointment.ends_at) == (starts_at, ends_at):
         return appointment
@@ -306,7 +315,7 @@ def cancel_appointment(
     if appointment.status == "cancelled":
         return appointment
     if appointment.status != "scheduled":
-        raise ClientError("This appointment already took place or was missed; it cannot be cancelled.")
+        raise ClientError(N_("This appointment already took place or was missed; it cannot be cancelled."))
     appointment.status = "cancelled"
     appointment.checked_in_at = None
     appointment.detail = {**appointment.detail, "cancel_reason": reason[:200]}
@@ -320,9 +329,9 @@ def check_in_appointment(session: Session, *, appointment_id: int, now: datetime
     now = now or utcnow()
     appointment = _appointment(session, appointment_id)
     if appointment.status != "scheduled":
-        raise ClientError("Only a scheduled appointment can be checked in.")
+        raise ClientError(N_("Only a scheduled appointment can be checked in."))
     if not (appointment.starts_at - CHECK_IN_BEFORE <= now <= appointment.ends_at + CHECK_IN_AFTER):
-        raise ClientError("Clients can be checked in only on the day of their appointment.")
+        raise ClientError(N_("Clients can be checked in only on the day of their appointment."))
     if appointment.checked_in_at is None:
         appointment.checked_in_at = now
         session.flush()

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from services.accounts.models import Role, Team, User
 from services.config import Settings
 from services.db import utcnow
+from services.i18n import N_, UserError
 from services.notifications.models import Notification
 from services.notifications.operations import queue_notification
 from services.reporting.models import Report
@@ -33,7 +34,7 @@ MAX_ATTEMPTS = 3
 ERROR_CHARS = 500
 
 
-class ReportRequestError(ValueError):
+class ReportRequestError(UserError):
     """A report cannot be requested as asked (bad period or scope, or a period in the future)."""
 
 
@@ -59,7 +60,7 @@ def request_report(
     """
     parse_period(period)
     if tz_period_now is not None and period > tz_period_now:
-        raise ReportRequestError(f"{period} has not started yet")
+        raise ReportRequestError(N_("%(period)s has not started yet"), period=period)
     now = now or utcnow()
     row = session.scalar(select(Report).where(Report.scope == str(scope), Report.period == period))
     if row is None:

@@ -7,11 +7,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from services.i18n import N_, UserError
+
 ScopeKind = Literal["practice", "team", "clinician"]
 SCOPE_KINDS: tuple[ScopeKind, ...] = ("practice", "team", "clinician")
 
 
-class PeriodError(ValueError):
+class PeriodError(UserError):
     """A period or scope given by a person or a caller is malformed."""
 
 
@@ -19,10 +21,10 @@ def parse_period(period: str) -> tuple[int, int]:
     """Split "YYYY-MM" into (year, month), refusing anything else."""
     year_text, sep, month_text = period.partition("-")
     if sep != "-" or len(year_text) != 4 or len(month_text) != 2 or not (year_text + month_text).isdigit():
-        raise PeriodError(f"period must look like YYYY-MM, got {period!r}")
+        raise PeriodError(N_("period must look like YYYY-MM, got %(period)r"), period=period)
     year, month = int(year_text), int(month_text)
     if not 1 <= month <= 12 or year < 1900:
-        raise PeriodError(f"period out of range: {period!r}")
+        raise PeriodError(N_("period out of range: %(period)r"), period=period)
     return year, month
 
 

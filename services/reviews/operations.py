@@ -35,6 +35,7 @@ from services.alerts.repair import REPAIR_TOPICS
 from services.audit.operations import record_event
 from services.clients.models import Episode
 from services.db import utcnow
+from services.i18n import N_, UserError
 from services.notifications.operations import queue_notification
 from services.reviews.models import Review
 from services.reviews.policy import ReviewPolicy, follow_up_due_at, parse_slot, review_due_at
@@ -77,17 +78,8 @@ COMPONENTS = REPAIR_TOPICS
 MAX_TEXT = 2000
 
 
-class ReviewError(ValueError):
-    """A review cannot be completed as asked, with a message fit to show.
-
-    template is the English message with %(name)s placeholders and params their values, so a page can show it in
-    the reader's language (web/reviews keeps the translations); str(exc) is the English text.
-    """
-
-    def __init__(self, template: str, **params: object) -> None:
-        super().__init__(template % params if params else template)
-        self.template = template
-        self.params = params
+class ReviewError(UserError):
+    """A review cannot be completed as asked, with a message fit to show (see services.i18n)."""
 
 
 def review_link(base_url: str, review_id: int) -> str:
@@ -445,29 +437,29 @@ def _clean(value: str | None, *, too_long: str, missing: str | None = None) -> s
 def check_answers(answers: ReviewAnswers, *, today: date, policy: ReviewPolicy) -> ReviewAnswers:
     """The answers cleaned and checked (raises ReviewError with a message fit to show)."""
     if answers.outcome not in OUTCOMES:
-        raise ReviewError("Choose an outcome: %(choices)s.", choices=", ".join(OUTCOMES))
+        raise ReviewError(N_("Choose an outcome: %(choices)s."), choices=", ".join(OUTCOMES))
     if answers.component not in COMPONENTS:
-        raise ReviewError("Choose the component of the partnership: %(choices)s.", choices=", ".join(COMPONENTS))
+        raise ReviewError(N_("Choose the component of the partnership: %(choices)s."), choices=", ".join(COMPONENTS))
     if answers.follow_up_on is not None:
         if answers.follow_up_on <= today:
-            raise ReviewError("A follow-up date must be after today.")
+            raise ReviewError(N_("A follow-up date must be after today."))
         if answers.follow_up_on > today + timedelta(days=policy.follow_up_max_days):
-            raise ReviewError("A follow-up date must be within %(days)d days.", days=policy.follow_up_max_days)
+            raise ReviewError(N_("A follow-up date must be within %(days)d days."), days=policy.follow_up_max_days)
     return ReviewAnswers(
         what_happened=_clean(
             answers.what_happened,
-            missing="Please write what happened.",
-            too_long="Please keep what happened under %(max)d characters.",
+            missing=N_("Please write what happened."),
+            too_long=N_("Please keep what happened under %(max)d characters."),
         ),
         component=answers.component,
         clinician_tried=_clean(
             answers.clinician_tried,
-            too_long="Please keep what the clinician tried under %(max)d characters.",
+            too_long=N_("Please keep what the clinician tried under %(max)d characters."),
         ),
         plan=_clean(
             answers.plan,
-            missing="Please write the plan." if answers.outcome == "plan_agreed" else None,
-            too_long="Please keep the plan under %(max)d characters.",
+            missing=N_("Please write the plan.") if answers.outcome == "plan_agreed" else None,
+            too_long=N_("Please keep the plan under %(max)d characters."),
         ),
         outcome=answers.outcome,
         follow_up_on=answers.follow_up_on,
@@ -501,7 +493,7 @@ def complete_review(
     now = now or utcnow()
     review = detail.review
     if review.status != OPEN:
-        raise ReviewError("This review is already completed.")
+        raise ReviewError(N_("This review is already completed."))
     clean = check_answers(answers, today=now.astimezone(tz).date(), policy=policy)
     review.status = COMPLETED
     review.completed_at = now

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from services.clients.models import Appointment, Client, Episode
 from services.config import Settings
 from services.db import utcnow
+from services.i18n import N_, UserError
 from services.notifications.delivery import SkipDelivery, register_context_builder
 from services.notifications.models import Notification
 from services.notifications.operations import queue_notification
@@ -40,7 +41,7 @@ ACTIVE_APPOINTMENT_STATUSES = ("scheduled", "completed")
 BATCH = 1000
 
 
-class InvitationError(ValueError):
+class InvitationError(UserError):
     """An invitation request that cannot be done, with a message fit to show."""
 
 
@@ -62,7 +63,7 @@ def dedupe_key(invitation_id: int, *, reminder: bool = False) -> str:
 def issue_token(session: Session, invitation: Invitation, *, purpose: str) -> str:
     """Mint a new link token for an invitation; returns the raw token, of which only the hash is stored."""
     if purpose not in TOKEN_PURPOSES:
-        raise InvitationError(f"Unknown token purpose {purpose!r}.")
+        raise InvitationError(N_("Unknown token purpose %(purpose)r."), purpose=purpose)
     raw, digest = new_token()
     session.add(InvitationToken(invitation_id=invitation.id, token_hash=digest, purpose=purpose))
     session.flush()
@@ -463,31 +464,31 @@ def _hand_out(
 ) -> tuple[Invitation, str]:
     appointment = session.get(Appointment, appointment_id)
     if appointment is None:
-        raise InvitationError("No such appointment.")
+        raise InvitationError(N_("No such appointment."))
     if appointment.status in ("cancelled", "no_show"):
-        raise InvitationError("This appointment is cancelled or was missed; there is nothing to answer for it.")
+        raise InvitationError(N_("This appointment is cancelled or was missed; there is nothing to answer for it."))
     episode = appointment.episode
     client = episode.client
     if client.archived_at is not None:
-        raise InvitationError("This client is archived.")
+        raise InvitationError(N_("This client is archived."))
     if channel == "kiosk" and appointment.checked_in_at is None:
-        raise InvitationError("Check the client in before opening the kiosk.")
+        raise InvitationError(N_("Check the client in before opening the kiosk."))
     if channel == "link" and client.opted_out_at is not None:
-        raise InvitationError("This client opted out of messages; offer the kiosk in person instead.")
+        raise InvitationError(N_("This client opted out of messages; offer the kiosk in person instead."))
     phase = phase or _auto_phase(session, appointment, now)
     if phase not in ("pre", "post"):
-        raise InvitationError(f"Unknown phase {phase!r}.")
+        raise InvitationError(N_("Unknown phase %(phase)r."), phase=phase)
     instruments = instruments_for(protocol_for_episode(session, episode), phase)
     if not instruments:
         raise InvitationError(
-            "This episode's protocol asks nothing before the session."
+            N_("This episode's protocol asks nothing before the session.")
             if phase == "pre"
-            else "This episode's protocol asks nothing after the session."
+            else N_("This episode's protocol asks nothing after the session.")
         )
     _, phase_expiry = phase_times(appointment, phase, policy)
     expires_at = max(phase_expiry, now + policy.kiosk_expiry) if channel == "kiosk" else phase_expiry
     if expires_at <= now:
-        raise InvitationError("It is too late to answer for this appointment.")
+        raise InvitationError(N_("It is too late to answer for this appointment."))
     invitation = session.scalar(
         select(Invitation).where(Invitation.appointment_id == appointment.id, Invitation.phase == phase)
     )
@@ -513,7 +514,7 @@ def _hand_out(
             )
             assert invitation is not None
     if invitation.status == "completed":
-        raise InvitationError("The client has already answered this questionnaire.")
+        raise InvitationError(N_("The client has already answered this questionnaire."))
     if invitation.status in ANSWERABLE_STATUSES:
         # Already out by message: the same invitation, one more way in. Its channel stays where it was sent.
         invitation.expires_at = max(invitation.expires_at, expires_at)

@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from services.clients.models import Episode
+from services.i18n import N_, UserError
 from services.measures import UnknownInstrumentError, load_instrument
 from services.surveys.models import Protocol
 
@@ -31,21 +32,21 @@ class ProtocolSpec:
 DEFAULT_PROTOCOLS = (
     ProtocolSpec(
         code=DEFAULT_CODE,
-        name="Standard: PHQ-9, GAD-7 and goals before, Partnership Check after",
+        name=N_("Standard: PHQ-9, GAD-7 and goals before, Partnership Check after"),
         pre_session=("PHQ-9", "GAD-7", "GOAL-PROGRESS"),
         post_session=("PARTNERSHIP-CHECK",),
         is_default=True,
     ),
     ProtocolSpec(
         code="alliance_only",
-        name="Partnership Check only",
+        name=N_("Partnership Check only"),
         pre_session=(),
         post_session=("PARTNERSHIP-CHECK",),
     ),
 )
 
 
-class ProtocolError(ValueError):
+class ProtocolError(UserError):
     """A protocol that cannot be used, with a message fit to show."""
 
 
@@ -55,9 +56,9 @@ def _check_instruments(codes: Sequence[str]) -> list[str]:
         try:
             checked.append(load_instrument(code).code)
         except UnknownInstrumentError:
-            raise ProtocolError(f"Unknown instrument {code!r}.") from None
+            raise ProtocolError(N_("Unknown instrument %(code)r."), code=code) from None
     if len(set(checked)) != len(checked):
-        raise ProtocolError("An instrument is listed twice in the same phase.")
+        raise ProtocolError(N_("An instrument is listed twice in the same phase."))
     return checked
 
 
@@ -67,7 +68,7 @@ def define_protocol(session: Session, spec: ProtocolSpec) -> Protocol:
     if existing is not None:
         return existing
     if not spec.pre_session and not spec.post_session:
-        raise ProtocolError("A protocol needs at least one instrument.")
+        raise ProtocolError(N_("A protocol needs at least one instrument."))
     protocol = Protocol(
         code=spec.code,
         name=spec.name,
@@ -107,7 +108,7 @@ def set_default_protocol(session: Session, code: str) -> Protocol:
     """Make the protocol with this code the practice's default."""
     protocol = get_protocol(session, code)
     if protocol is None:
-        raise ProtocolError(f"No protocol with code {code!r}.")
+        raise ProtocolError(N_("No protocol with code %(code)r."), code=code)
     session.execute(
         update(Protocol)
         .where(Protocol.id != protocol.id)
@@ -127,7 +128,7 @@ def protocol_for_episode(session: Session, episode: Episode) -> Protocol | None:
 def instruments_for(protocol: Protocol | None, phase: str) -> list[str]:
     """The instruments of a phase ("pre" or "post") in a protocol (none without a protocol)."""
     if phase not in PHASES:
-        raise ProtocolError(f"Unknown phase {phase!r}.")
+        raise ProtocolError(N_("Unknown phase %(phase)r."), phase=phase)
     if protocol is None:
         return []
     return list(protocol.pre_session if phase == "pre" else protocol.post_session)

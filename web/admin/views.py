@@ -16,6 +16,7 @@ from web.access import allow
 from web.admin.forms import CreateUserForm
 from web.admin.queries import list_users, team_names
 from web.app import current_settings
+from web.i18n import translate
 from web.limiter import client_ip
 from web.login import current_account
 from web.request_db import commit, db_session
@@ -50,9 +51,9 @@ def new_user() -> Response | tuple[str, int]:
                 team=form.team.data or None,
             )
         except WeakPasswordError as exc:
-            form.password.errors = [str(exc)]
+            form.password.errors = [translate(exc)]
         except AccountError as exc:
-            form.email.errors = [str(exc)]
+            form.email.errors = [translate(exc)]
         else:
             admin = current_account()
             record_event(

@@ -16,7 +16,6 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
@@ -54,6 +53,7 @@ from web.clinician.presenting import (
 )
 from web.clinician.views import CLINICAL, bp, page_number
 from web.htmx import wants_fragment
+from web.i18n import translate
 from web.limiter import client_ip
 from web.login import current_account
 from web.request_db import commit, db_session, rollback
@@ -63,13 +63,9 @@ LIST_TARGET = "alert-list"
 ALERTS_PER_PAGE = 25
 LIST_FILTERS = ("active", *ALERT_STATUSES, "all")
 KINDS = ("risk", "alliance", "outcome")
+
+
 # The services' messages, in the reader's language.
-SERVICE_MESSAGES = {
-    "Please write a few words.": _l("Please write a few words."),
-    "This alert is already resolved.": _l("This alert is already resolved."),
-}
-
-
 def language() -> str:
     """The page's language code."""
     return str(get_locale() or "en")
@@ -229,7 +225,7 @@ def _act(alert_id: int, action: Action) -> Response | str | tuple[str, int]:
         message = action(session, detail, account)
     except AlertActionError as exc:
         rollback()
-        error = str(SERVICE_MESSAGES.get(str(exc), str(exc)))
+        error = translate(exc)
         return _answer(alert_id, error=error)
     commit()
     return _answer(alert_id, message=message)

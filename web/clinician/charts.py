@@ -28,6 +28,7 @@ from services.signals import (
     TrajectoryModel,
 )
 from web.clinician.presenting import signal_name
+from web.i18n import translator
 
 CHART_WIDTH = 720
 CHART_HEIGHT = 280
@@ -142,6 +143,7 @@ def _render(
             width=width,
             height=height,
             chart_id=f"chart-{key}-{suffix}",
+            translate=translator(),
         )
         for width, height, suffix in ((CHART_WIDTH, CHART_HEIGHT, "wide"), (COMPACT_WIDTH, COMPACT_HEIGHT, "compact"))
     ]
@@ -154,6 +156,7 @@ def _render(
         markers=markers,
         tension=tension,
         x_title=_("Session"),
+        translate=translator(),
     )
     return ChartBlock(
         key=key, heading=heading, svg=svgs[0], svg_compact=svgs[1], table=table, note=note, signals=len(markers)

@@ -19,6 +19,7 @@ from web.access import allow
 from web.client_pages import show_client_record
 from web.clinician.presenting import clinical_context
 from web.htmx import wants_fragment
+from web.i18n import local_time
 from web.limiter import client_ip
 from web.login import current_account
 from web.request_db import commit, db_session
@@ -103,7 +104,7 @@ def settings() -> str | Response | tuple[str, int]:
                 commit()
             flash(_("Saved: your notification choice."), "success")
             return redirect(url_for("clinician.settings"), code=303)
-    digest_times = [at.strftime("%H:%M") for at in DIGEST_TIMES]
+    digest_times = [local_time(at) for at in DIGEST_TIMES]
     html = render_template(
         "clinician/settings.html",
         account=account,

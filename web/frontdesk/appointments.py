@@ -37,6 +37,7 @@ from web.frontdesk.common import (
 )
 from web.frontdesk.forms import ActionForm, AppointmentForm
 from web.frontdesk.views import bp
+from web.i18n import local_datetime, translate
 from web.login import current_account
 from web.request_db import commit, db_session
 
@@ -97,7 +98,7 @@ def _times(form: AppointmentForm) -> tuple[datetime, datetime] | None:
     try:
         starts_at = local_to_utc(form.day.data, form.at.data)
     except LocalTimeError as exc:
-        form.at.errors = [*form.at.errors, str(exc)]
+        form.at.errors = [*form.at.errors, translate(exc)]
         return None
     return starts_at, starts_at + timedelta(minutes=int(form.duration_minutes.data or 50))
 
@@ -122,7 +123,7 @@ def new_appointment(episode_id: int) -> Response | tuple[str, int]:
                     ends_at=ends_at,
                 )
             except ClientError as exc:
-                form.day.errors = [*form.day.errors, str(exc)]
+                form.day.errors = [*form.day.errors, translate(exc)]
             else:
                 audit(
                     "appointment_added",
@@ -132,8 +133,7 @@ def new_appointment(episode_id: int) -> Response | tuple[str, int]:
                     starts_at=created.starts_at.isoformat(),
                 )
                 commit()
-                when = utc_to_local(created.starts_at)
-                flash(_("Appointment added for %(when)s.", when=when.strftime("%Y-%m-%d %H:%M")), "success")
+                flash(_("Appointment added for %(when)s.", when=local_datetime(created.starts_at)), "success")
                 return back_to(url_for("frontdesk.client", client_id=episode.client_id))
     status = 400 if form.errors else 200
     return (
@@ -173,7 +173,7 @@ def reschedule(appointment_id: int) -> Response | tuple[str, int]:
                     policy=current_policy(),
                 )
             except ClientError as exc:
-                form.day.errors = [*form.day.errors, str(exc)]
+                form.day.errors = [*form.day.errors, translate(exc)]
             else:
                 audit(
                     "appointment_rescheduled",
@@ -216,7 +216,7 @@ def cancel(appointment_id: int) -> Response:
     try:
         cancel_appointment(db_session(), appointment_id=appointment.id, reason=reason)
     except ClientError as exc:
-        flash(str(exc), "error")
+        flash(translate(exc), "error")
         return back_to(_client_page(appointment))
     audit(
         "appointment_cancelled",
@@ -238,7 +238,7 @@ def check_in(appointment_id: int) -> Response:
     try:
         check_in_appointment(db_session(), appointment_id=appointment.id)
     except ClientError as exc:
-        flash(str(exc), "error")
+        flash(translate(exc), "error")
         return back_to(_client_page(appointment))
     audit(
         "client_checked_in",
@@ -271,7 +271,7 @@ def _hand_out(
             policy=current_policy(),
         )
     except InvitationError as exc:
-        flash(str(exc), "error")
+        flash(translate(exc), "error")
         return None
     audit(
         action,

@@ -19,6 +19,7 @@ from web.app import current_settings
 from web.frontdesk.common import audit, current_policy
 from web.frontdesk.forms import ImportForm
 from web.frontdesk.views import bp
+from web.i18n import translate
 from web.request_db import commit, db_session, rollback
 
 
@@ -80,7 +81,7 @@ def import_appointments_page() -> tuple[str, int]:
             commit()
         except ImportFileError as exc:
             rollback()
-            problem, status = str(exc), 400
+            problem, status = translate(exc), 400
     elif form.errors:
         status = 400
     return render_template("frontdesk/import.html", form=form, report=report, problem=problem), status

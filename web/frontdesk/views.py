@@ -25,6 +25,7 @@ from web.app import current_settings
 from web.frontdesk.common import audit, check_in_window, local_today, page_arg
 from web.frontdesk.forms import ClientForm, EpisodeForm
 from web.htmx import wants_fragment
+from web.i18n import translate
 from web.limiter import client_ip
 from web.login import current_account
 from web.request_db import commit, db_session
@@ -96,7 +97,7 @@ def new_client() -> Response | tuple[str, int]:
         try:
             created = create_client(db_session(), **_client_details(form))
         except ClientError as exc:
-            _service_error(form, str(exc))
+            _service_error(form, translate(exc))
         else:
             audit(
                 "client_created",
@@ -138,7 +139,7 @@ def edit_client(client_id: int) -> Response | tuple[str, int]:
         try:
             update_client(db_session(), client_id=client.id, **_client_details(form))
         except ClientError as exc:
-            _service_error(form, str(exc))
+            _service_error(form, translate(exc))
         else:
             audit(
                 "client_updated",
@@ -160,7 +161,7 @@ def _episode_form() -> EpisodeForm:
     form = EpisodeForm()
     form.clinician_id.choices = [(u.id, u.name) for u in list_clinicians(session)]
     protocols = list_protocols(session)
-    form.protocol_code.choices = [(p.code, p.name) for p in protocols]
+    form.protocol_code.choices = [(p.code, translate(p.name)) for p in protocols]  # shipped names translate
     if request.method == "GET":
         default = get_default_protocol(session)
         form.protocol_code.data = default.code if default else (protocols[0].code if protocols else None)
@@ -186,7 +187,7 @@ def new_episode(client_id: int) -> Response | tuple[str, int]:
                 goals=goals,
             )
         except ClientError as exc:
-            form.clinician_id.errors = [*form.clinician_id.errors, str(exc)]
+            form.clinician_id.errors = [*form.clinician_id.errors, translate(exc)]
         else:
             audit(
                 "episode_opened",

@@ -31,6 +31,7 @@ from services.reporting.queries import (
 from web.access import allow
 from web.app import current_settings
 from web.htmx import wants_fragment
+from web.i18n import translate
 from web.limiter import client_ip
 from web.login import current_account
 from web.manager.forms import ReportRequestForm
@@ -153,7 +154,7 @@ def request_new() -> Response | tuple[str, int]:
             tz_period_now=period_containing(utcnow(), settings.tz),
         )
     except (PeriodError, ReportRequestError, ScopeNotFoundError) as exc:
-        form.period.errors = [str(exc)]
+        form.period.errors = [translate(exc)]
         return _list_page(form)
     _queue(report, fresh=fresh, action="report_requested")
     return redirect(url_for("manager.report", report_id=report.id))
@@ -192,7 +193,7 @@ def regenerate(report_id: int) -> Response:
             requested_by_id=current_account().id,
         )
     except (PeriodError, ReportRequestError) as exc:
-        flash(str(exc), "error")
+        flash(translate(exc), "error")
         return redirect(url_for("manager.report", report_id=report_id))
     _queue(report_row, fresh=fresh, action="report_regeneration_requested")
     return redirect(url_for("manager.report", report_id=report_id))

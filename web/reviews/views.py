@@ -18,13 +18,14 @@ from werkzeug.wrappers import Response
 from services.accounts.models import Role
 from services.audit.operations import record_client_view
 from services.db import utcnow
+from services.i18n import N_
 from services.reviews.operations import COMPONENTS, OUTCOMES, ReviewAnswers, ReviewError, complete_review
 from services.reviews.policy import review_policy
 from services.reviews.queries import COMPLETED, OPEN, ReviewDetail, can_see_charts, get_review_for, list_agenda
 from web.access import allow
 from web.app import current_settings
 from web.clinician.presenting import STATUS_NAMES
-from web.i18n import local_date
+from web.i18n import local_date, translate
 from web.limiter import client_ip
 from web.login import current_account
 from web.request_db import commit, db_session, rollback
@@ -54,32 +55,11 @@ COMPONENT_NAMES = {
     "tension": _l("Tension in the session"),
     "general": _l("General, or not clear yet"),
 }
-# The review form's messages (ReviewError templates, services' and this module's), in the reader's language.
-SERVICE_MESSAGES = {
-    "This review is already completed.": _l("This review is already completed."),
-    "Please write what happened.": _l("Please write what happened."),
-    "Please write the plan.": _l("Please write the plan."),
-    "Please keep what happened under %(max)d characters.": _l("Please keep what happened under %(max)d characters."),
-    "Please keep what the clinician tried under %(max)d characters.": _l(
-        "Please keep what the clinician tried under %(max)d characters."
-    ),
-    "Please keep the plan under %(max)d characters.": _l("Please keep the plan under %(max)d characters."),
-    "Choose an outcome: %(choices)s.": _l("Choose an outcome: %(choices)s."),
-    "Choose the component of the partnership: %(choices)s.": _l(
-        "Choose the component of the partnership: %(choices)s."
-    ),
-    "A follow-up date must be after today.": _l("A follow-up date must be after today."),
-    "A follow-up date must be within %(days)d days.": _l("A follow-up date must be within %(days)d days."),
-    "A follow-up date must be a date (YYYY-MM-DD).": _l("A follow-up date must be a date (YYYY-MM-DD)."),
-}
 
 
 def error_message(exc: ReviewError) -> str:
-    """The error's message in the reader's language (English when it has no translation here)."""
-    translated = SERVICE_MESSAGES.get(exc.template)
-    if translated is None:
-        return str(exc)
-    return str(translated) % exc.params if exc.params else str(translated)
+    """The error's message in the reader's language."""
+    return translate(exc)
 
 
 def number(value: object) -> str:
@@ -163,7 +143,7 @@ def _answers() -> tuple[ReviewAnswers, dict[str, str]]:
         try:
             follow_up = date.fromisoformat(raw_date)
         except ValueError:
-            raise ReviewError("A follow-up date must be a date (YYYY-MM-DD).") from None
+            raise ReviewError(N_("A follow-up date must be a date (YYYY-MM-DD).")) from None
     answers = ReviewAnswers(
         what_happened=form["what_happened"],
         component=form["component"],

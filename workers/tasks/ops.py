@@ -16,6 +16,7 @@ from sqlalchemy import delete
 from services.accounts.models import LoginSession
 from services.config import Settings
 from services.db import Database, utcnow
+from services.i18n import N_, Message
 from services.ops.operations import beat, claim_period, finish_period, prune_bookkeeping, relax_commit
 from services.ops.reconcile import PendingWork, find_pending
 from workers import runtime
@@ -157,7 +158,7 @@ def queue_depth(settings: Settings, *, queue: str = QUEUE) -> QueueDepth:
                 pipe.hlen("unacked")
                 *lengths, unacked = pipe.execute()
         except redis.RedisError as exc:
-            return QueueDepth("redis", None, None, f"Redis did not answer: {exc}")
+            return QueueDepth("redis", None, None, Message("Redis did not answer: %(error)s", error=str(exc)))
         finally:
             client.close()
         return QueueDepth("redis", int(sum(lengths)), int(unacked), f"LLEN {queue}")
@@ -167,5 +168,5 @@ def queue_depth(settings: Settings, *, queue: str = QUEUE) -> QueueDepth:
             count = sum(1 for entry in folder.iterdir() if entry.name.endswith(f".{queue}.msg"))
         except FileNotFoundError:
             count = 0
-        return QueueDepth("filesystem", count, None, f"files in {folder}")
-    return QueueDepth(url.split(":", 1)[0], None, None, "this broker's queue cannot be inspected")
+        return QueueDepth("filesystem", count, None, Message("files in %(folder)s", folder=str(folder)))
+    return QueueDepth(url.split(":", 1)[0], None, None, N_("this broker's queue cannot be inspected"))

@@ -27,7 +27,7 @@ def test_digest_choice_is_saved_audited_and_risk_stays_immediate(
     me = signed_in("clinician")
     page = client.get("/clinician/settings").get_data(as_text=True)
     assert "Risk alerts are always sent at once, whatever you choose here." in page
-    assert "08:00 and 16:00" in page
+    assert "8:00\u202fAM and 4:00\u202fPM" in page  # the locale's clock (Babel writes a narrow no-break space)
     response = client.post(
         "/clinician/settings", data={"notify_mode": "digest", "csrf_token": page_csrf(client, "/clinician/settings")}
     )

@@ -8,7 +8,6 @@ plus alt/title/aria-label/placeholder) contains a msgid of the catalog whose Spa
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
@@ -122,7 +121,7 @@ class Demo:
 
 
 @pytest.fixture
-def demo(db: Database) -> Iterator[Demo]:
+def demo(db: Database) -> Demo:
     """A small demo practice, everyone reading Spanish, with an open review, a requested report and a survey link."""
     now = datetime.now(UTC)
     seed_demo(db, clients=14, months=4, seed=11)
@@ -137,7 +136,7 @@ def demo(db: Database) -> Iterator[Demo]:
         assert clinician is not None
         values = _ids_for(s, clinician, report_id=report.id)
         survey_token = _survey_link(s, clinician, now=now)
-    yield Demo(values=values, survey_token=survey_token)
+    return Demo(values=values, survey_token=survey_token)
 
 
 def _ids_for(s: Session, clinician: User, *, report_id: int) -> dict[str, object]:
