@@ -14,6 +14,7 @@ from services.clients.imports import (
     import_appointments,
     parse_calendar,
 )
+from services.i18n import N_
 from web.access import allow
 from web.app import current_settings
 from web.frontdesk.common import audit, current_policy
@@ -48,7 +49,9 @@ def read_upload(upload: FileStorage, max_bytes: int) -> bytes:
     """The uploaded file's bytes, refusing more than max_bytes."""
     data = upload.stream.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise ImportFileError(f"The file is larger than {max_bytes // 1024} KB; split it into smaller files.")
+        raise ImportFileError(
+            N_("The file is larger than %(size)d KB; split it into smaller files."), size=max_bytes // 1024
+        )
     return data
 
 
@@ -58,12 +61,12 @@ def _calendar_data(form: ImportForm) -> tuple[bytes, str]:
     url = (form.url.data or "").strip()
     policy = current_policy()
     if upload is not None and url:
-        raise ImportFileError("Choose a file or give an address, not both.")
+        raise ImportFileError(N_("Choose a file or give an address, not both."))
     if upload is not None:
         return read_upload(upload, policy.import_max_bytes), upload.filename or ""
     if url:
         return fetch_calendar(url, policy=policy), url.split("?")[0]
-    raise ImportFileError("Choose a file to upload or give the address of a calendar.")
+    raise ImportFileError(N_("Choose a file to upload or give the address of a calendar."))
 
 
 @bp.route("/import", methods=["GET", "POST"])

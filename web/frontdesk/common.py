@@ -12,6 +12,7 @@ from werkzeug.wrappers import Response
 from services.audit.operations import record_event
 from services.clients.operations import CHECK_IN_AFTER, CHECK_IN_BEFORE
 from services.db import utcnow
+from services.i18n import N_
 from services.surveys.policy import InvitationPolicy, invitation_policy
 from web.access import safe_next
 from web.app import current_settings
@@ -30,7 +31,7 @@ def local_to_utc(day: date, at: time) -> datetime:
     local = datetime.combine(day, at.replace(second=0, microsecond=0), tzinfo=tz)
     utc = local.astimezone(UTC)
     if utc.astimezone(tz).replace(tzinfo=None) != local.replace(tzinfo=None):
-        raise LocalTimeError("That time does not exist on that day (the clocks go forward); choose another.")
+        raise LocalTimeError(N_("That time does not exist on that day (the clocks go forward); choose another."))
     return utc
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from html.parser import HTMLParser
 
 import pytest
@@ -21,8 +21,10 @@ from sqlalchemy.orm import Session
 from services.accounts.models import User
 from services.alerts.models import Alert
 from services.clients.models import Appointment, Client, Episode
+from services.clients.operations import ClientError
 from services.db import Database
 from services.demo.seed import DEMO_LOGINS, DEMO_PASSWORD, seed_demo
+from services.i18n import ENGLISH, N_, Message, Translator
 from services.reporting.operations import request_report
 from services.reporting.periods import ReportScope
 from services.reviews.models import Review
@@ -32,7 +34,7 @@ from services.signals import DEFAULT_SETTINGS
 from services.surveys.invitations import issue_token
 from services.surveys.models import Invitation
 from tests.unit.survey.helpers import answers_for, state_of
-from tests.unit.web.conftest import HOMES, login, post_form
+from tests.unit.web.conftest import HOMES, csrf_from, login, post_form
 
 # Messages that read the same in both languages or that appear inside Spanish text; keep this short and explicit.
 SAME_IN_SPANISH: frozenset[str] = frozenset()
@@ -41,6 +43,14 @@ NOT_PAGES = ("api.", "fhir.", "static", "health.")
 PLACEHOLDER = re.compile(r"%\(\w+\)[sdif]|%[sdif]|\{\w*\}")
 WORD = re.compile(r"[A-Za-z]{2,}")
 SHOWN_ATTRIBUTES = ("alt", "title", "aria-label", "placeholder")
+SPANISH_GOALS = ("Dormir mejor", "Volver a cantar en el coro")
+# English words no Spanish sentence uses (lowercase: synthetic names are capitalised), for text that never reached
+# the catalog at all; addresses, paths and e-mail addresses are left out first.
+ENGLISH_WORD = re.compile(
+    r"(?<![\w/@.-])(the|and|of|with|your|you|is|are|this|that|have|was|will|been|not|to|at|by|from|for|or|it|its"
+    r"|an|on|in|if|than|can|which|who|when)(?![\w/@.-])"
+)
+ADDRESS = re.compile(r"\S*[/@]\S*")
 
 
 class _Text(HTMLParser):
@@ -99,6 +109,12 @@ def fragments() -> dict[str, str]:
     return english_fragments()
 
 
+def english_words(html: str) -> list[str]:
+    """Snippets of a page's visible text around English words (text written in English and never marked)."""
+    text = ADDRESS.sub(" ", visible_text(html))
+    return sorted({text[max(0, m.start() - 30) : m.end() + 30].strip() for m in ENGLISH_WORD.finditer(text)})
+
+
 def untranslated(html: str, fragments: dict[str, str]) -> list[str]:
     """The catalog's English messages found in a page's visible text."""
     text = visible_text(html)
@@ -128,6 +144,7 @@ def demo(db: Database) -> Demo:
     with db.unit_of_work() as s:
         s.execute(update(User).values(language="es"))
         s.execute(update(Client).values(language="es"))
+        s.execute(update(Episode).values(goals=list(SPANISH_GOALS)))  # the clients' own words, in their language
         open_due_reviews(s, now=now + timedelta(days=30), policy=ReviewPolicy(), tz=UTC, settings=DEFAULT_SETTINGS)
         report, _queued = request_report(
             s, scope=ReportScope("practice"), period=(now - timedelta(days=40)).strftime("%Y-%m")
@@ -227,7 +244,8 @@ def test_every_staff_page_in_spanish_shows_no_english_message(
             if response.mimetype != "text/html":
                 continue
             checked.add(f"{role} {rule}")
-            found = untranslated(response.get_data(as_text=True), fragments)
+            html = response.get_data(as_text=True)
+            found = untranslated(html, fragments) + english_words(html)
             if found:
                 english[f"{role} {path}"] = found
     # The kiosk's own pages, on a tablet paired by the front desk (no staff session; the browser's language).
@@ -285,3 +303,122 @@ def test_the_check_finds_english_in_a_page(fragments: dict[str, str]) -> None:
     assert untranslated(spanish, fragments) == []
     assert untranslated("<main><p>Sign in</p><script>'My caseload'</script></main>", fragments) == ["Sign in"]
     assert untranslated('<img alt="My caseload">', fragments) == ["My caseload"]
+    assert english_words("<p>Sesión 3 de C-7KQ2M, con Tora Veluth</p><p>/srv/var/of/the/outbox</p>") == []
+    assert english_words("<p>Sesión 3: tension reported at the session</p>") == [
+        "Sesión 3: tension reported at the session"
+    ]
+
+
+# --- the mechanism: messages built outside web/, translated where they are shown ---------------------------------
+
+
+def spanish() -> Translator:
+    """A Translator into Spanish from the compiled catalog, without Flask (as a worker or a report would use it)."""
+    from babel.support import Translations
+
+    from web.app import WEB_DIR
+
+    catalog = Translations.load(str(WEB_DIR / "translations"), ["es"])
+    return Translator(catalog.gettext, catalog.ngettext)
+
+
+def test_a_message_reads_in_english_and_translates_with_its_values() -> None:
+    message = Message("no client with code %(code)s", code="CXYZ")
+    assert message == "no client with code CXYZ"  # a str: JSON, logs and the API keep the English
+    assert str(ENGLISH(message)) == "no client with code CXYZ"
+    assert spanish()(message) == "ningún cliente tiene el código CXYZ"
+    assert spanish()(N_("unchanged")) == "sin cambios"
+    assert spanish()("not a msgid at all") == "not a msgid at all"
+    error = ClientError(N_("An episode has at most %(max)d goals."), max=3)
+    assert str(error) == "An episode has at most 3 goals."
+    assert spanish()(error.message) == "Un episodio tiene como máximo 3 objetivos."
+
+
+def test_chart_legends_axis_labels_headers_and_text_in_spanish() -> None:
+    from reports.charts import Marker, Series, line_chart, line_chart_table, line_chart_text
+
+    series = [Series("Total", (30, 27, 35))]
+    options = {"markers": [Marker(index=1, label="Caída", severity="alert")], "tension": [0, 2, None]}
+    svg = line_chart(series, y_min=0, y_max=40, title="Colaboración", cutoff=24, translate=spanish(), **options)
+    text = visible_text(str(svg))
+    for words in ("Señal (alerta)", "Tensión señalada (más alta = más)", "Punto de corte", "Sesión", "Tensión"):
+        assert words in text, words
+    assert "Signal" not in text
+    assert "Tension" not in text
+    table = visible_text(str(line_chart_table(series, title="Colaboración", translate=spanish(), **options)))
+    assert "Señales" in table
+    assert "2 (algo)" in table
+    described = line_chart_text(series, title="Colaboración", translate=spanish(), **options)
+    assert described.startswith("Colaboración. 3 sesiones, de la 1 a la 3. Total: 30 en la sesión 1")
+    english = line_chart_text(series, title="Partnership", **options)
+    assert english.startswith("Partnership. 3 sessions, 1 to 3. Total: 30 at session 1")
+
+
+def test_form_validator_and_service_errors_in_spanish(
+    client: FlaskClient, session: Session, fragments: dict[str, str]
+) -> None:
+    from tests.factories import make_user
+
+    desk = make_user(session, role="front_desk")
+    desk.language = "es"
+    session.flush()
+    login(client, desk.email)
+    empty = post_form(client, "/frontdesk/clients/new", {}, page="/frontdesk/clients/new")
+    assert "Este campo es obligatorio" in visible_text(empty.get_data(as_text=True))  # WTForms' own message
+    refused = post_form(
+        client,
+        "/frontdesk/clients/new",
+        {"first_name": "Ana", "last_name": "Prueba", "language": "es", "consent_sms": "y"},
+        page="/frontdesk/clients/new",
+    )
+    assert refused.status_code == 400
+    page = refused.get_data(as_text=True)
+    assert "El consentimiento para mensajes de texto necesita un número de teléfono." in visible_text(page)
+    assert untranslated(page, fragments) == []
+
+
+def test_import_report_rows_and_file_errors_in_spanish(
+    client: FlaskClient, session: Session, fragments: dict[str, str]
+) -> None:
+    import io
+
+    from tests.factories import make_user
+
+    desk = make_user(session, role="front_desk")
+    desk.language = "es"
+    session.flush()
+    login(client, desk.email)
+    start = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0).isoformat()
+    rows = f"external_id,client_code,starts_at,duration_minutes\nx1,CNOBODY1,{start},50\nx2,,{start},50\n"
+
+    def upload(data: bytes, name: str) -> str:
+        token = csrf_from(client.get("/frontdesk/import").get_data(as_text=True))
+        response = client.post(
+            "/frontdesk/import",
+            data={"csrf_token": token, "file": (io.BytesIO(data), name), "fmt": "auto"},
+            content_type="multipart/form-data",
+        )
+        return response.get_data(as_text=True)
+
+    report = upload(rows.encode(), "citas.csv")
+    assert "ningún cliente tiene el código CNOBODY1" in visible_text(report)
+    assert "no se indicó código de cliente ni correo" in visible_text(report)
+    refused = upload(b"just,some\nwords,here\n", "x.csv")
+    assert "A la línea de cabecera le faltan estas columnas" in visible_text(refused)
+    assert untranslated(report, fragments) == []
+    assert untranslated(refused, fragments) == []
+
+
+def test_times_months_and_weeks_follow_the_reader_language(app: Flask) -> None:
+    from flask_babel import force_locale
+
+    from web.i18n import local_date, local_month, local_time
+
+    with app.test_request_context("/"):
+        with force_locale("es"):
+            assert local_month("2026-10") == "octubre de 2026"
+            assert local_time(time(16, 0)) == "16:00"
+            assert local_date("2026-11-30") == "30 nov 2026"
+        with force_locale("en"):
+            assert local_month("2026-10") == "October 2026"
+            assert local_time(time(16, 0)) == "4:00\u202fPM"
