@@ -166,7 +166,11 @@ def _ids_for(s: Session, clinician: User, *, report_id: int) -> dict[str, object
     appointment_id = s.scalar(
         select(Appointment.id).where(Appointment.episode_id == episode.id).order_by(Appointment.starts_at.desc())
     )
+    invitation_id = s.scalar(select(Invitation.id).where(Invitation.episode_id == episode.id).limit(1))
     values: dict[str, object] = {
+        "user_id": clinician.id,
+        "team_id": clinician.team_id,
+        "invitation_id": invitation_id,
         "client_id": episode.client_id,
         "episode_id": episode.id,
         "appointment_id": appointment_id,
@@ -207,8 +211,8 @@ def staff_routes(app: Flask) -> list[tuple[str, str, tuple[str, ...]]]:
     for rule in app.url_map.iter_rules():
         if "GET" not in (rule.methods or ()) or rule.endpoint.startswith(NOT_PAGES):
             continue
-        if rule.rule.endswith("/download"):
-            continue  # a file
+        if rule.rule.endswith("/download") or "logout" in rule.endpoint:
+            continue  # a file; the end of the session
         if "token" in rule.arguments:
             continue  # the survey, walked step by step below
         routes.append((rule.rule, rule.endpoint, tuple(sorted(rule.arguments))))
