@@ -19,7 +19,7 @@ from services.db import utcnow
 from web.access import allow
 from web.client_pages import show_client_record
 from web.clinician.presenting import clinical_context
-from web.clinician.views import CASELOAD_PER_PAGE, CASELOAD_TARGET, page_number, page_size
+from web.clinician.views import CASELOAD_TARGET, page_number, page_size
 from web.errors import error_response
 from web.htmx import wants_fragment
 from web.login import current_account
@@ -31,6 +31,8 @@ bp.context_processor(clinical_context)
 ALERTS_TARGET = "team-alerts"
 ALERTS_PER_PAGE = 10
 ALERTS_PAGE_ARG = "alerts_page"
+# The team caseload below the alerts: ten clients a page by default keeps the overview to a few screens.
+CASELOAD_PER_PAGE = 10
 # The age filter: its value, what it says, and the opened-at window it stands for (since, before) in days ago.
 AGE_FILTERS: dict[str, tuple[LazyString, int | None, int | None]] = {
     "new": (_l("Opened in the last 7 days"), 7, None),
@@ -87,8 +89,8 @@ def caseload_args() -> dict[str, int]:
     args = {}
     if page_number() > 1:
         args["page"] = page_number()
-    if page_size() != CASELOAD_PER_PAGE:
-        args["per_page"] = page_size()
+    if page_size(CASELOAD_PER_PAGE) != CASELOAD_PER_PAGE:
+        args["per_page"] = page_size(CASELOAD_PER_PAGE)
     return args
 
 
@@ -101,7 +103,7 @@ def home() -> str | Response:
     if wants_fragment(CASELOAD_TARGET):
         return render_template(
             "clinician/_caseload.html",
-            caseload=caseload_page(session, account, page=page_number(), per_page=page_size()),
+            caseload=caseload_page(session, account, page=page_number(), per_page=page_size(CASELOAD_PER_PAGE)),
             endpoint="supervisor.home",
             client_endpoint="supervisor.client",
             show_clinician=True,
@@ -140,7 +142,7 @@ def home() -> str | Response:
     return render_template(
         "supervisor/home.html",
         members=members,
-        caseload=caseload_page(session, account, page=page_number(), per_page=page_size()),
+        caseload=caseload_page(session, account, page=page_number(), per_page=page_size(CASELOAD_PER_PAGE)),
         caseload_pager_args=alert_args(),
         team_name=team_name,
         kinds=ALERT_KINDS,

@@ -233,11 +233,11 @@ def test_alert_list_and_caseload_page_independently(app: Flask, session: Session
         episode = make_episode(session, clinician=clinician, client=make_client(session, last_name=f"Pet{n:02d}"))
         quick_alert(session, episode, "outcome", days_ago=n)
     browser = _signed_in_client(app, supervisor)
-    html = browser.get("/supervisor/?per_page=10&page=2&kind=outcome").get_data(as_text=True)
+    html = browser.get("/supervisor/?per_page=11&page=2&kind=outcome").get_data(as_text=True)
     assert len(_alert_links(html)) == 10  # the caseload's page is not the alert list's page
     alert_next = re.search(r'<a href="([^"]+)" rel="next"', _team_alerts(html))
     assert alert_next is not None
-    assert {"page=2", "per_page=10", "kind=outcome", "alerts_page=2"} <= set(
+    assert {"page=2", "per_page=11", "kind=outcome", "alerts_page=2"} <= set(
         alert_next.group(1).replace("&amp;", "&").split("?")[1].split("&")
     )
     caseload_section = html[html.index('<div id="caseload">') :]
@@ -290,3 +290,43 @@ def test_other_roles_cannot_see_the_overview(client: FlaskClient, signed_in: Cal
     signed_in("clinician")
     assert client.get("/supervisor/").status_code == 403
     assert client.get("/supervisor/?kind=risk").status_code == 403
+
+
+def test_overview_in_spanish(app: Flask, session: Session, staff: Callable[..., User]) -> None:
+    supervisor = staff("supervisor", team="Team Alca")
+    supervisor.language = "es"
+    clinician = staff("clinician", team="Team Alca")
+    quick_alert(session, make_episode(session, clinician=clinician), "risk")
+    quick_alert(session, make_episode(session, clinician=clinician), "outcome")
+    session.flush()
+    browser = _signed_in_client(app, supervisor)
+    text = _text(browser.get("/supervisor/").get_data(as_text=True))
+    for spanish in (
+        "Alertas abiertas",
+        "Cualquier persona del equipo",
+        "Antigüedad",
+        "2 alertas abiertas.",
+        "1 de riesgo",
+    ):
+        assert spanish in text
+    for english in ("Open alerts", "Anyone in the team", "Any age", "open alerts.", "1 risk"):
+        assert english not in text
+    empty = _text(browser.get("/supervisor/?kind=alliance").get_data(as_text=True))
+    assert "Ninguna alerta abierta coincide con estos filtros." in empty
+    assert "El equipo tiene 2 alertas abiertas en total." in empty
+    bad = browser.get("/supervisor/?age=siempre")
+    assert bad.status_code == 400
+    assert "Filtro de antigüedad desconocido." in bad.get_data(as_text=True)
+
+
+def test_supervisor_without_a_team_sees_a_table_only_with_a_caseload(
+    app: Flask, session: Session, staff: Callable[..., User]
+) -> None:
+    supervisor = staff("supervisor", team=None)
+    browser = _signed_in_client(app, supervisor)
+    html = browser.get("/supervisor/").get_data(as_text=True)
+    assert 'id="members-heading"' not in html
+    assert "You are not in a team" in html
+    make_episode(session, clinician=supervisor)
+    html = browser.get("/supervisor/").get_data(as_text=True)
+    assert set(_member_rows(html)) == {supervisor.id}
