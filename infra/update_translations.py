@@ -46,7 +46,13 @@ def main(extra: list[str]) -> int:
         string = known.get(key)
         if string is None:
             missing.append(key)
-        fresh.add(message_id, string=string or ("" if isinstance(message_id, str) else ("", "")), context=context)
+        if isinstance(string, tuple | list) and len(string) >= 2 and all(string[:2]):
+            # Babel 2.19's CLDR gives Spanish a third plural form ("many", n = 1 000 000...): it reads as the plural.
+            forms = [*string[:2], *(form or string[1] for form in string[2:])]
+            string = tuple(forms + [string[1]] * (fresh.num_plurals - len(forms)))
+        if string is None and not isinstance(message_id, str):
+            string = ("",) * fresh.num_plurals
+        fresh.add(message_id, string=string or "", context=context)
     with CATALOG.open("wb") as fh:
         write_po(fh, fresh, sort_output=True, omit_header=False, width=120)
     with CATALOG.with_suffix(".mo").open("wb") as fh:
