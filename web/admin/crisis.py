@@ -5,20 +5,11 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
-from wtforms import Form, FormField, SelectField, StringField, TextAreaField
-from wtforms.fields import FieldList
-from wtforms.validators import InputRequired, Length
 
 from services.accounts.models import Role
 from services.practice.crisis import (
     LANGUAGES,
-    MAX_BODY,
-    MAX_HEADING,
-    MAX_LABEL,
-    MAX_PHONES,
     CrisisEntry,
     InvalidNumber,
     crisis_entry,
@@ -29,29 +20,12 @@ from services.practice.crisis import (
     set_crisis_entry,
 )
 from web.access import allow
+from web.admin.crisis_forms import CrisisForm
 from web.admin.views import bp
 from web.login import current_account
 from web.request_db import commit, db_session
 
 LANGUAGE_NAMES = {"en": "English", "es": "Español"}
-
-
-class PhoneForm(Form):
-    """One phone number: what it is and the number."""
-
-    label = StringField(_l("What the number is"), validators=[Length(max=MAX_LABEL)])
-    number = StringField(
-        _l("Phone number"), validators=[Length(max=40)], render_kw={"inputmode": "tel", "autocomplete": "off"}
-    )
-
-
-class CrisisForm(FlaskForm):
-    """One language's crisis information."""
-
-    region = SelectField(_l("Country of the phone numbers"))
-    heading = StringField(_l("Heading"), validators=[InputRequired(), Length(max=MAX_HEADING)])
-    body = TextAreaField(_l("What to do"), validators=[InputRequired(), Length(max=MAX_BODY)], render_kw={"rows": 4})
-    phones = FieldList(FormField(PhoneForm), min_entries=MAX_PHONES, max_entries=MAX_PHONES)
 
 
 def _region_choices() -> list[tuple[str, str]]:

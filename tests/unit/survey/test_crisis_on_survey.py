@@ -70,7 +70,9 @@ def test_english_risk_answer_shows_the_crisis_box_on_the_very_next_page_and_on_t
 
 
 @pytest.mark.usefixtures("crisis_numbers")
-def test_spanish_risk_answer_shows_the_spanish_crisis_box_with_its_numbers(client: FlaskClient, session: Session) -> None:
+def test_spanish_risk_answer_shows_the_spanish_crisis_box_with_its_numbers(
+    client: FlaskClient, session: Session
+) -> None:
     link = make_link(session, language="es")
     first = client.get(link.path).get_data(as_text=True)
     html = post_step(client, link, first, answers_for("PHQ-9", phq9_9="1"), lang="es").get_data(as_text=True)
