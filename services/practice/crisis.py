@@ -139,10 +139,12 @@ def crisis_info_for(session: Session, lang: str) -> CrisisInfo:
     """The crisis information a client reading lang sees."""
     entry = crisis_entry(session, lang)
     paragraphs = tuple(part.strip() for part in entry.body.split("\n") if part.strip())
+    # A language given no numbers of its own still shows the English entry's: a number matters more than its label.
+    numbered = entry if entry.phones or lang == "en" else crisis_entry(session, "en")
     phones = []
-    for label, stored in entry.phones:
+    for label, stored in numbered.phones:
         try:
-            phones.append(phone_for_display(label, stored, entry.region))
+            phones.append(phone_for_display(label, stored, numbered.region))
         except phonenumbers.NumberParseException:
             continue  # stored before validation changed: never a broken link on the client's page
     return CrisisInfo(heading=entry.heading, paragraphs=paragraphs, phones=tuple(phones))

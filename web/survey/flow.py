@@ -329,7 +329,7 @@ class SurveyRun:
             mode=self.mode,
             fresh=fresh,
             crisis=crisis,
-            minutes=survey_minutes(self.context.instruments, self.context.goals),
+            minutes=survey_minutes(self.context.instruments, self.context.goals) if progress.step == 0 else None,
             other_languages=[code for code in LANGUAGES if code != lang],
             refresh=_home_refresh(self.mode, self.mode.idle_seconds),
         )

@@ -62,6 +62,9 @@ def test_each_language_is_kept_apart_and_defaults_until_set(session: Session) ->
     assert info.paragraphs == ("One.", "Two.")
     assert [phone.tel for phone in info.phones] == ["tel:+442079460123"]
     assert crisis_entry(session, "es").heading == "Si necesita ayuda ahora"  # Spanish untouched
+    spanish = crisis_info_for(session, "es")
+    assert spanish.paragraphs[0].startswith("Si está en peligro")
+    assert [phone.tel for phone in spanish.phones] == ["tel:+442079460123"]  # no Spanish numbers yet: the English
     assert crisis_info_for(session, "fr").heading == "Get help"  # an unknown language reads English
 
 
