@@ -12,7 +12,25 @@ from services.audit.operations import record_event
 from services.practice.models import PracticeSetting
 
 # Every practice setting with its default (a JSON value). A key not listed here cannot be read or set.
-DEFAULTS: dict[str, Any] = {}
+DEFAULTS: dict[str, Any] = {
+    # What the survey shows a client who answers a risk item above 0 (services.practice.crisis), per language.
+    "crisis_info": {
+        "en": {
+            "region": "GB",
+            "heading": "If you need help now",
+            "body": "If you are in danger or thinking about harming yourself, call your local emergency number now, "
+            "or contact a crisis line.",
+            "phones": [],
+        },
+        "es": {
+            "region": "GB",
+            "heading": "Si necesita ayuda ahora",
+            "body": "Si está en peligro o piensa en hacerse daño, llame ahora al número de emergencias de su zona "
+            "o contacte con una línea de crisis.",
+            "phones": [],
+        },
+    },
+}
 
 
 class UnknownSetting(KeyError):
