@@ -61,7 +61,8 @@ def main(extra: list[str]) -> int:
             for message in read_po(fh):
                 string = message.string
                 if isinstance(string, tuple | list):
-                    string = tuple(string) if all(string) else None  # a plural needs every form
+                    # a plural needs its singular and plural (an empty third form is filled below)
+                    string = tuple(string) if len(string) >= 2 and all(string[:2]) else None
                 if message.id and string and _key(message.id) not in known:
                     known[_key(message.id)] = string
     fresh = Catalog(locale="es", project="Rapport", charset="utf-8")
@@ -75,10 +76,13 @@ def main(extra: list[str]) -> int:
         string = known.get(key)
         if string is None:
             missing.append(key)
-        elif isinstance(string, tuple | list) and len(string) < fresh.num_plurals:
-            # Babel 2.19 gives Spanish a third plural form (CLDR "many", for millions): it reads as the plural.
-            string = (*string, *[string[-1]] * (fresh.num_plurals - len(string)))
-        fresh.add(message_id, string=string or ("" if isinstance(message_id, str) else ("", "")), context=context)
+        if isinstance(string, tuple | list) and len(string) >= 2 and all(string[:2]):
+            # Babel 2.19's CLDR gives Spanish a third plural form ("many", n = 1 000 000...): it reads as the plural.
+            forms = [*string[:2], *(form or string[1] for form in string[2:])]
+            string = tuple(forms + [string[1]] * (fresh.num_plurals - len(forms)))
+        if string is None and not isinstance(message_id, str):
+            string = ("",) * fresh.num_plurals
+        fresh.add(message_id, string=string or "", context=context)
     with CATALOG.open("wb") as fh:
         write_po(fh, fresh, sort_output=True, omit_header=False, width=120)
     with CATALOG.with_suffix(".mo").open("wb") as fh:

@@ -87,10 +87,6 @@ class Settings:
     base_url: str = "http://127.0.0.1:5000"
     practice_name: str = "Rapport demo practice"
     timezone: str = "Europe/London"
-    crisis_info: str = (
-        "If you are in danger or thinking about harming yourself, call your local emergency number now, "
-        "or contact a crisis line. These answers are not watched in real time."
-    )
     # mail
     smtp_host: str | None = None
     smtp_port: int = 25
@@ -195,7 +191,6 @@ def load_settings() -> Settings:
         base_url=(_env("RAPPORT_BASE_URL", defaults.base_url) or defaults.base_url).rstrip("/"),
         practice_name=_env("RAPPORT_PRACTICE_NAME", defaults.practice_name) or defaults.practice_name,
         timezone=timezone,
-        crisis_info=_env("RAPPORT_CRISIS_INFO", defaults.crisis_info) or defaults.crisis_info,
         smtp_host=_env("RAPPORT_SMTP_HOST"),
         smtp_port=_int("RAPPORT_SMTP_PORT", defaults.smtp_port),
         smtp_user=_env("RAPPORT_SMTP_USER"),

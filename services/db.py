@@ -70,8 +70,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+READ_ONLY_OPTION = "rapport_read_only"
+
+
 def _sqlite_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # Every transaction takes the write lock up front, where SQLite's busy timeout lets it wait its turn: a read
+    # transaction that later writes cannot wait (its snapshot may be stale) and fails at once with "database is
+    # locked". Only sessions declared read-only (Database.read_only_session) begin deferred, so a long read such as
+    # a report render keeps its snapshot without holding writers back.
+    if connection.get_execution_options().get(READ_ONLY_OPTION):
+        connection.exec_driver_sql("BEGIN DEFERRED")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -145,6 +155,9 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.session_factory: sessionmaker[Session] = sessionmaker(bind=self.engine, expire_on_commit=False)
+        self.read_only_factory: sessionmaker[Session] = sessionmaker(
+            bind=self.engine.execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False
+        )
 
     @classmethod
     def bound_to(cls, connection: Connection) -> Database:
@@ -155,6 +168,7 @@ class Database:
         db.session_factory = sessionmaker(
             bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
         )
+        db.read_only_factory = db.session_factory
         return db
 
     @property
@@ -165,6 +179,10 @@ class Database:
     def session(self) -> Session:
         """A new session; the caller owns its transaction."""
         return self.session_factory()
+
+    def read_only_session(self) -> Session:
+        """A new session for reading only: on SQLite its transactions begin deferred and never take the write lock."""
+        return self.read_only_factory()
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:

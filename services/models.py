@@ -7,6 +7,7 @@ from services.clients.models import Appointment, Client, Episode
 from services.db import Base
 from services.notifications.models import Notification
 from services.ops.models import Heartbeat, JobRun
+from services.practice.models import PracticeSetting
 from services.reporting.models import Report
 from services.reviews.models import Review
 from services.surveys.models import Administration, Invitation, InvitationToken, Protocol
@@ -27,6 +28,7 @@ __all__ = [
     "JobRun",
     "LoginSession",
     "Notification",
+    "PracticeSetting",
     "Protocol",
     "Report",
     "Review",

@@ -8,11 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine
 
 from services import schema
 from services.config import Settings
 from services.db import Database, make_engine, reset_databases
+
+# Tests check behaviour, not speed (benchmarks do that): no per-example deadline, which a busy machine would miss.
+hypothesis_settings.register_profile("rapport", deadline=None)
+hypothesis_settings.load_profile("rapport")
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-production-rules"
 

@@ -8,6 +8,7 @@ from flask import Flask, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from markupsafe import escape
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
 
@@ -107,7 +108,25 @@ def handle_unexpected(exc: InternalServerError) -> Response:
     return error_response(500)
 
 
+def handle_database_busy(exc: OperationalError) -> Response:
+    """The embedded database stayed locked past its busy timeout: ask to try again (503), never a 500.
+
+    Every write transaction waits its turn for SQLite's write lock (BEGIN IMMEDIATE), so this only happens when
+    one writer held it for longer than the timeout; nothing was written, so sending the form again is safe.
+    Any other database error is unexpected and goes to the 500 handler.
+    """
+    if "database is locked" not in str(exc.orig):
+        raise exc
+    log.warning("database busy past the timeout on %s %s", request.method, request.path)
+    try:
+        rollback()
+    except Exception:
+        log.exception("rollback after a busy database failed")
+    return error_response(503, headers={"Retry-After": "5"})
+
+
 def init_app(app: Flask) -> None:
     """Register the handlers."""
     app.register_error_handler(HTTPException, handle_http_error)
+    app.register_error_handler(OperationalError, handle_database_busy)
     app.register_error_handler(InternalServerError, handle_unexpected)

@@ -20,9 +20,11 @@ def broker_options(settings: Settings) -> dict[str, Any]:
     if settings.broker_url.startswith("filesystem"):
         queue = settings.broker_dir / "queue"
         processed = settings.broker_dir / "processed"
-        queue.mkdir(parents=True, exist_ok=True)
-        processed.mkdir(parents=True, exist_ok=True)
+        control = settings.broker_dir / "control"  # exchange tables; kombu's default is ./control in the cwd
+        for folder in (queue, processed, control):
+            folder.mkdir(parents=True, exist_ok=True)
         return {
+            "control_folder": str(control),
             "data_folder_in": str(queue),
             "data_folder_out": str(queue),
             "processed_folder": str(processed),

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, exists, func, literal, select
 from sqlalchemy.orm import Session, selectinload
 
-from services.accounts.models import User
+from services.accounts.models import Role, User
 from services.alerts.evaluation import ALERT_KINDS
 from services.alerts.models import Alert, AlertAction, SignalRecord
 from services.alerts.repair import RepairSuggestion, suggestions_for_evidence
@@ -29,9 +29,12 @@ from services.clients.queries import (
     DEFAULT_PER_PAGE,
     MAX_PER_PAGE,
     Page,
+    alert_is_open,
+    caseload_by_clinician,
     episode_scope,
     last_client_measure_at,
     open_alert_count,
+    team_members,
 )
 from services.db import utcnow
 from services.measures import all_instruments
@@ -403,3 +406,158 @@ def actor_names(session: Session, user_ids: Sequence[int | None]) -> dict[int, s
     if not wanted:
         return {}
     return {user_id: name for user_id, name in session.execute(select(User.id, User.name).where(User.id.in_(wanted)))}
+
+
+# Open-alert counts and the supervisor's team overview ------------------------------------------------------------
+# "Open" is `alert_is_open`: status open or acknowledged (not resolved), on any episode of the viewer's scope, ended
+# or not. The counts every page shows come from `open_alert_counts`, so the team table, the headings and the
+# clinician's own alert list agree.
+
+
+@dataclass(frozen=True)
+class OpenAlertCounts:
+    """How many alerts are open, by the episode's clinician and the alert's kind."""
+
+    by_clinician_kind: dict[tuple[int, str], int]
+
+    def for_clinician(self, clinician_id: int, kind: str | None = None) -> int:
+        """Open alerts on one clinician's episodes (of one kind, or all)."""
+        return sum(
+            count
+            for (clinician, alert_kind), count in self.by_clinician_kind.items()
+            if clinician == clinician_id and kind in (None, alert_kind)
+        )
+
+    @property
+    def by_clinician(self) -> dict[int, int]:
+        """Open alerts per clinician (only clinicians with at least one)."""
+        totals: dict[int, int] = {}
+        for (clinician, _kind), count in self.by_clinician_kind.items():
+            totals[clinician] = totals.get(clinician, 0) + count
+        return totals
+
+    @property
+    def by_kind(self) -> dict[str, int]:
+        """Open alerts per kind (only kinds with at least one)."""
+        totals: dict[str, int] = {}
+        for (_clinician, kind), count in self.by_clinician_kind.items():
+            totals[kind] = totals.get(kind, 0) + count
+        return totals
+
+    @property
+    def total(self) -> int:
+        """All open alerts counted."""
+        return sum(self.by_clinician_kind.values())
+
+
+def open_alert_counts(session: Session, user: User, *, clinician_ids: Sequence[int] | None = None) -> OpenAlertCounts:
+    """Open alerts user may see, counted per clinician and kind in one grouped query (optionally some clinicians)."""
+    conditions: list[ColumnElement[bool]] = [alert_is_open(), episode_scope(user)]
+    if clinician_ids is not None:
+        conditions.append(Episode.clinician_id.in_(list(clinician_ids)))
+    stmt = (
+        select(Episode.clinician_id, Alert.kind, func.count(Alert.id))
+        .join(Episode, Episode.id == Alert.episode_id)
+        .where(*conditions)
+        .group_by(Episode.clinician_id, Alert.kind)
+    )
+    return OpenAlertCounts({(clinician, kind): int(count) for clinician, kind, count in session.execute(stmt)})
+
+
+@dataclass(frozen=True)
+class TeamMemberRow:
+    """One line of a supervisor's team table."""
+
+    user_id: int
+    name: str
+    role: str
+    active: bool
+    open_episodes: int
+    open_alerts: int
+    open_risk_alerts: int
+    last_measure_at: datetime | None
+
+
+def team_overview(session: Session, supervisor: User, *, counts: OpenAlertCounts | None = None) -> list[TeamMemberRow]:
+    """The team table: each clinician's open episodes and open alerts, by name (three or four queries in all).
+
+    Active clinicians of the team are listed even with nothing open; a supervisor (the viewer included) only when
+    they hold open episodes or open alerts; an inactive account whenever open alerts or open episodes in the scope
+    still name it, so the rows add up to what the alert list shows.
+    """
+    members = team_members(session, supervisor)
+    caseloads = caseload_by_clinician(session, supervisor)
+    counts = counts if counts is not None else open_alert_counts(session, supervisor)
+    missing = (set(caseloads) | set(counts.by_clinician)) - {member.id for member in members}
+    others = list(session.scalars(select(User).where(User.id.in_(sorted(missing))))) if missing else []
+    rows = []
+    for user in sorted([*members, *others], key=lambda u: (u.name.casefold(), u.id)):
+        held = caseloads.get(user.id)
+        open_episodes = held.open_episodes if held is not None else 0
+        open_alerts = counts.for_clinician(user.id)
+        if user.role == Role.SUPERVISOR and not open_episodes and not open_alerts:
+            continue
+        rows.append(
+            TeamMemberRow(
+                user_id=user.id,
+                name=user.name,
+                role=str(user.role),
+                active=bool(user.active),
+                open_episodes=open_episodes,
+                open_alerts=open_alerts,
+                open_risk_alerts=counts.for_clinician(user.id, "risk"),
+                last_measure_at=held.last_measure_at if held is not None else None,
+            )
+        )
+    return rows
+
+
+def list_open_alerts_page(
+    session: Session,
+    user: User,
+    *,
+    kind: str | None = None,
+    clinician_id: int | None = None,
+    opened_before: datetime | None = None,
+    opened_since: datetime | None = None,
+    page: int = 1,
+    per_page: int = DEFAULT_PER_PAGE,
+) -> Page[AlertListItem]:
+    """Open alerts user may see, filtered by kind, clinician and when they opened, one page at a time (two queries).
+
+    Risk first, then alliance, then outcome; newest first within a kind (as `list_open_alerts_for`).
+    """
+    per_page = min(max(per_page, 1), MAX_PER_PAGE)
+    page = max(page, 1)
+    conditions: list[ColumnElement[bool]] = [alert_is_open(), episode_scope(user)]
+    if kind is not None:
+        conditions.append(Alert.kind == kind)
+    if clinician_id is not None:
+        conditions.append(Episode.clinician_id == clinician_id)
+    if opened_before is not None:
+        conditions.append(Alert.opened_at < opened_before)
+    if opened_since is not None:
+        conditions.append(Alert.opened_at >= opened_since)
+    where = and_(*conditions)
+    total = session.scalar(select(func.count(Alert.id)).join(Episode, Episode.id == Alert.episode_id).where(where)) or 0
+    rows = session.execute(
+        select(Alert, Client.id, Client.code, Client.first_name, Client.last_name, Episode.id, Episode.clinician_id)
+        .join(Episode, Episode.id == Alert.episode_id)
+        .join(Client, Client.id == Episode.client_id)
+        .where(where)
+        .order_by(_KIND_RANK, Alert.opened_at.desc(), Alert.id.desc())
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    )
+    items = [
+        AlertListItem(
+            alert=alert,
+            client_id=client_id,
+            client_code=code,
+            client_name=f"{first} {last}",
+            episode_id=episode_id,
+            clinician_id=clinician_id,
+        )
+        for alert, client_id, code, first, last, episode_id, clinician_id in rows
+    ]
+    return Page(items=items, total=total, page=page, per_page=per_page)

@@ -249,11 +249,21 @@ def last_client_measure_at() -> ScalarSelect[Any]:
     )
 
 
+# What "open" means for an alert on every page that lists or counts them: its status is open or acknowledged,
+# that is, every alert not yet resolved (an alert on an ended episode stays open until it is resolved).
+OPEN_ALERT_STATUSES = ("open", "acknowledged")
+
+
+def alert_is_open() -> ColumnElement[bool]:
+    """A WHERE clause on Alert: the alert is open or acknowledged (not resolved)."""
+    return Alert.status != "resolved"
+
+
 def open_alert_count() -> ScalarSelect[Any]:
-    """Correlated to Episode: how many of the episode's alerts are not resolved."""
+    """Correlated to Episode: how many of the episode's alerts are open (`alert_is_open`)."""
     return (
         select(func.count(Alert.id))
-        .where(Alert.episode_id == Episode.id, Alert.status != "resolved")
+        .where(Alert.episode_id == Episode.id, alert_is_open())
         .correlate(Episode)
         .scalar_subquery()
     )
@@ -301,6 +311,29 @@ def caseload(session: Session, *, clinician_ids: Sequence[int], now: datetime | 
 def my_caseload(session: Session, user: User, *, now: datetime | None = None) -> list[CaseloadRow]:
     """The open episodes where user is the clinician."""
     return caseload(session, clinician_ids=[user.id], now=now)
+
+
+@dataclass(frozen=True)
+class ClinicianCaseload:
+    """One clinician's open episodes in a viewer's scope, and when a client of theirs last answered."""
+
+    clinician_id: int
+    open_episodes: int
+    last_measure_at: datetime | None
+
+
+def caseload_by_clinician(session: Session, user: User) -> dict[int, ClinicianCaseload]:
+    """Open episodes user may see, counted per clinician, with the last client measure on them (one query)."""
+    stmt = (
+        select(Episode.clinician_id, func.count(func.distinct(Episode.id)), func.max(Administration.completed_at))
+        .outerjoin(Administration, and_(Administration.episode_id == Episode.id, Administration.respondent == "client"))
+        .where(episode_scope(user), Episode.ended_on.is_(None))
+        .group_by(Episode.clinician_id)
+    )
+    return {
+        clinician_id: ClinicianCaseload(clinician_id=clinician_id, open_episodes=int(count), last_measure_at=last)
+        for clinician_id, count, last in session.execute(stmt)
+    }
 
 
 def team_members(session: Session, supervisor: User) -> list[User]:
@@ -359,9 +392,7 @@ def practice_summary(session: Session, *, now: datetime | None = None) -> Practi
     )
     by_kind = {
         kind: count
-        for kind, count in session.execute(
-            select(Alert.kind, func.count()).where(Alert.status != "resolved").group_by(Alert.kind)
-        )
+        for kind, count in session.execute(select(Alert.kind, func.count()).where(alert_is_open()).group_by(Alert.kind))
     }
     return PracticeSummary(
         active_clients=active_clients or 0,

@@ -30,6 +30,7 @@ from services.db import Database
 from services.demo.names import client_code, synthetic_name
 from services.demo.trajectories import ClientCourse, client_course, outcome_items
 from services.measures import load_instrument, score_administration
+from services.practice.crisis import seed_demo_crisis_info
 from services.signals import DEFAULT_SETTINGS
 from services.surveys.administrations import score_to_json
 from services.surveys.invitations import dispatch_invitations
@@ -181,6 +182,7 @@ def seed_demo(
         if session.scalar(select(func.count()).select_from(User).where(User.email.like(f"%@{DEMO_DOMAIN}"))):
             raise DemoError("demo accounts already exist in this database")
         ensure_default_protocols(session)
+        seed_demo_crisis_info(session)  # synthetic numbers, in English and Spanish
         clinician_users, n_teams = _staff(session, rng, n_clinicians)
         staff_count = session.scalar(select(func.count()).select_from(User)) or 0
     clinician_ids = [u.id for u in clinician_users]

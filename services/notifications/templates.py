@@ -18,7 +18,14 @@ class MessageTemplate:
 
 
 # The only values a message may contain. Names, scores, instruments and diagnoses are not among them.
-ALLOWED_FIELDS = frozenset({"link", "practice", "first_name", "opt_out_link", "count", "role"})
+ALLOWED_FIELDS = frozenset({"link", "practice", "first_name", "opt_out_link", "count", "role", "duration"})
+
+# {duration}: how long the survey takes, worded from values["minutes"] (services.surveys.estimate.survey_minutes,
+# the figure the survey's first page shows too).
+DURATION = {
+    "en": ("about a minute", "about {minutes} minutes", "a few minutes"),
+    "es": ("alrededor de un minuto", "unos {minutes} minutos", "unos minutos"),
+}
 
 TEMPLATES: dict[str, MessageTemplate] = {
     "test_message": MessageTemplate(
@@ -71,9 +78,9 @@ TEMPLATES: dict[str, MessageTemplate] = {
     "invitation": MessageTemplate(
         subject={"en": "A quick check-in from {practice}", "es": "Una breve consulta de {practice}"},
         body={
-            "en": "Hello {first_name},\n\n{practice} would like to hear how things are going. It takes about a "
-            "minute:\n{link}\n",
-            "es": "Hola {first_name}:\n\n{practice} quiere saber cómo le va. Le llevará un minuto:\n{link}\n",
+            "en": "Hello {first_name},\n\n{practice} would like to hear how things are going. It takes "
+            "{duration}:\n{link}\n",
+            "es": "Hola {first_name}:\n\n{practice} quiere saber cómo le va. Le llevará {duration}:\n{link}\n",
         },
         client_facing=True,
     ),
@@ -117,8 +124,18 @@ def render_message(name: str, values: dict[str, Any], *, language: str = "en") -
     forbidden = wanted - ALLOWED_FIELDS
     if forbidden:
         raise TemplateError(f"Template {name!r} asks for fields it may not carry: {sorted(forbidden)}")
+    if "duration" in wanted and "duration" not in values:
+        values = {**values, "duration": duration_text(values.get("minutes"), lang)}
     missing = wanted - values.keys()
     if missing:
         raise TemplateError(f"Template {name!r} is missing values for {sorted(missing)}")
     safe = {k: str(values[k]) for k in wanted}
     return subject.format_map(safe), body.format_map(safe)
+
+
+def duration_text(minutes: object, language: str) -> str:
+    """How long a survey takes, in words ("about 2 minutes"); vague when the figure is missing."""
+    one, many, vague = DURATION.get(language, DURATION["en"])
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 1:
+        return vague
+    return one if minutes == 1 else many.format(minutes=minutes)

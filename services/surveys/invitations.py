@@ -372,7 +372,13 @@ def invitation_message_context(session: Session, settings: Settings, notificatio
         raise SkipDelivery("the client opted out")
     purpose = "reminder" if notification.template == "reminder" else notification.channel
     raw = issue_token(session, invitation, purpose=purpose)
-    return {"link": survey_link(settings.base_url, raw), "opt_out_link": opt_out_link(settings.base_url, raw)}
+    from services.surveys.estimate import survey_minutes  # submission (which it plans with) imports this module
+
+    return {
+        "link": survey_link(settings.base_url, raw),
+        "opt_out_link": opt_out_link(settings.base_url, raw),
+        "minutes": survey_minutes(invitation.instruments or (), invitation.episode.goals or ()),
+    }
 
 
 register_context_builder("invitation", invitation_message_context)

@@ -589,10 +589,15 @@ def administration_row(
     }
 
 
-def answered_risk(session: Session, invitation_id: int) -> bool:
-    """Whether a stored answer to this invitation put a risk item above 0 (for a repeated thank-you page)."""
-    rows = session.scalars(select(Administration.scores).where(Administration.invitation_id == invitation_id))
-    return any(bool((scores or {}).get("risk_positive")) for scores in rows)
+def risk_in_answers(steps: Sequence[Step], answers: Mapping[str, Mapping[str, object]]) -> bool:
+    """Whether answers held so far put any risk item of these steps above 0 (the survey then shows crisis help)."""
+    for step in steps:
+        given = answers.get(step.code, {})
+        for item in step.instrument.risk_items:
+            value = given.get(item.id)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+                return True
+    return False
 
 
 # --- kiosk ---------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 
 from services.accounts.models import Role
 from services.alerts.digest import DIGEST_TIMES
-from services.alerts.queries import caseload_page, list_open_alerts_for
+from services.alerts.queries import caseload_page, list_open_alerts_for, open_alert_counts
 from services.audit.operations import record_event
 from web.access import allow
 from web.client_pages import show_client_record
@@ -66,6 +66,7 @@ def home() -> str:
         "clinician/home.html",
         alerts=alerts[:HOME_ALERTS],
         more_alerts=len(alerts) > HOME_ALERTS,
+        open_total=open_alert_counts(session, account).total,
         caseload=caseload,
     )
 

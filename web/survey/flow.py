@@ -16,12 +16,14 @@ from typing import Any
 from babel import Locale
 from flask import current_app, render_template, request
 from flask_babel import force_locale as _force_locale
-from flask_babel import gettext
+from flask_babel import gettext, ngettext
 from markupsafe import escape
 from werkzeug.wrappers import Response
 
 from services.db import utcnow
 from services.measures import AnswerError
+from services.practice.crisis import CrisisInfo, crisis_info_for
+from services.surveys.estimate import survey_minutes
 from services.surveys.submission import (
     LANGUAGES,
     PARTNERSHIP_CHECK,
@@ -31,10 +33,10 @@ from services.surveys.submission import (
     Step,
     SurveyClosedError,
     SurveyContext,
-    answered_risk,
     mark_started,
     plan_survey,
     read_step,
+    risk_in_answers,
     rotating_element_for,
     submit_survey,
 )
@@ -118,7 +120,6 @@ def survey_page(template: str, lang: str, *, status: int = 200, **context: Any) 
             template,
             lang=lang,
             practice_name=settings.practice_name,
-            crisis_info=settings.crisis_info,
             fmt_value=fmt_value,
             localized=localized,
             language_names=LANGUAGE_NAMES,
@@ -133,14 +134,23 @@ def _html(body: str, status: int = 200) -> Response:
     return response
 
 
-def closed_page(state: LinkState, lang: str, *, mode: Mode | None = None, risk: bool = False) -> Response:
-    """The friendly page for a link that cannot be answered (404 unknown, 410 expired, used or cancelled)."""
+def crisis_for(lang: str) -> CrisisInfo:
+    """The practice's crisis information in the page's language (read only for a page that shows it)."""
+    return crisis_info_for(db_session(), lang)
+
+
+def closed_page(state: LinkState, lang: str, *, mode: Mode | None = None, crisis: CrisisInfo | None = None) -> Response:
+    """The friendly page for a link that cannot be answered (404 unknown, 410 expired, used or cancelled).
+
+    Crisis information only for a POST whose own answers hold a risk item above 0: opening a used link never says
+    what was answered (whoever holds the phone later).
+    """
     return survey_page(
         "survey/closed.html",
         lang,
         status=CLOSED_STATUS.get(state, 404),
         state=state.value,
-        risk=risk,
+        crisis=crisis,
         mode=mode,
         refresh=_home_refresh(mode, 30),
     )
@@ -183,6 +193,23 @@ class SurveyRun:
 
     # -- POST ------------------------------------------------------------------------------------------------
 
+    def closed(self, state: LinkState, form: Mapping[str, str] | None) -> Response:
+        """The closed page for a link that was used, expired or cancelled meanwhile (a POST: crisis help if due)."""
+        lang = choose_language((form or {}).get("lang") or request.args.get("lang"), self.context.language)
+        crisis = crisis_for(lang) if form is not None and self._posted_risk(form) else None
+        return closed_page(state, lang, mode=self.mode, crisis=crisis)
+
+    def _posted_risk(self, form: Mapping[str, str]) -> bool:
+        """Whether a POST's own answers (earlier steps and this page) put a risk item above 0."""
+        progress = load_progress(form.get("state"), self.context.invitation_id)
+        if progress is None:
+            return False
+        steps = self.steps(progress)
+        if progress.step < len(steps):
+            step = steps[progress.step]
+            progress.answers[step.code] = read_step(step, form).answers
+        return risk_in_answers(steps, progress.answers)
+
     def handle_post(self, form: Mapping[str, str], *, now: datetime | None = None) -> Response:
         """Next, back, switch language, or submit the final step."""
         lang = choose_language(form.get("lang"), self.context.language)
@@ -219,8 +246,8 @@ class SurveyRun:
         except SurveyClosedError as closed:
             rollback()
             self.finished = True
-            risk = closed.state is LinkState.USED and answered_risk(session, self.context.invitation_id)
-            return closed_page(closed.state, lang, mode=self.mode, risk=risk)
+            crisis = crisis_for(lang) if risk_in_answers(steps, progress.answers) else None
+            return closed_page(closed.state, lang, mode=self.mode, crisis=crisis)
         except AnswerError as error:
             rollback()
             return self._answer_error(steps, progress, lang, error)
@@ -232,14 +259,14 @@ class SurveyRun:
 
     def thanks(self, lang: str, *, risk: bool) -> Response:
         """The thank-you page (crisis information whenever a risk item was answered above 0)."""
-        if not self.mode.kiosk:
-            return _cached_thanks(lang, risk=risk, first_name=self.context.first_name)
+        if not risk and not self.mode.kiosk:
+            return _cached_thanks(lang, first_name=self.context.first_name)
         seconds = 120 if risk else 30
         return survey_page(
             "survey/thanks.html",
             lang,
             first_name=self.context.first_name,
-            risk=risk,
+            crisis=crisis_for(lang) if risk else None,
             mode=self.mode,
             refresh=_home_refresh(self.mode, seconds),
         )
@@ -282,8 +309,9 @@ class SurveyRun:
         """Show the current step with the answers so far and any problems named."""
         step = steps[progress.step]
         with force_locale(lang):
-            messages = [(problem, _summary_message(problem, lang)) for problem in problems]
+            messages = _summary(problems, lang)
             field_errors = {problem.question.id: _field_message(problem) for problem in problems}
+        crisis = crisis_for(lang) if risk_in_answers(steps, progress.answers) else None
         return survey_page(
             "survey/step.html",
             lang,
@@ -295,10 +323,13 @@ class SurveyRun:
             current=progress.answers.get(step.code, {}),
             problems=messages,
             field_errors=field_errors,
+            missing_ids={problem.question.id for problem in problems if problem.kind == "missing"},
             state=dump_progress(progress),
             first_name=self.context.first_name,
             mode=self.mode,
             fresh=fresh,
+            crisis=crisis,
+            minutes=survey_minutes(self.context.instruments, self.context.goals) if progress.step == 0 else None,
             other_languages=[code for code in LANGUAGES if code != lang],
             refresh=_home_refresh(self.mode, self.mode.idle_seconds),
         )
@@ -308,30 +339,51 @@ class SurveyRun:
 _NAME_SLOT = "rapport-first-name-slot"
 
 
-def _cached_thanks(lang: str, *, risk: bool, first_name: str | None) -> Response:
-    """The link thank-you page, rendered once per (language, risk, named) per app and then filled in.
+def _cached_thanks(lang: str, *, first_name: str | None) -> Response:
+    """The link thank-you page without a risk answer, rendered once per (language, named) per app and filled in.
 
-    It is the page every submission ends on, and the same for everyone but the first name; the settings it shows
-    (practice name, crisis information) are fixed for the app's life.
+    It is the page almost every submission ends on, and the same for everyone but the first name; the setting it
+    shows (the practice name) is fixed for the app's life. The page after a risk answer is rendered each time: it
+    shows the crisis information the practice may change at any moment.
     """
-    cache: dict[tuple[str, bool, bool], str] = current_app.extensions.setdefault("rapport.survey_thanks", {})
-    key = (lang, risk, bool(first_name))
+    cache: dict[tuple[str, bool], str] = current_app.extensions.setdefault("rapport.survey_thanks", {})
+    key = (lang, bool(first_name))
     body = cache.get(key)
     if body is None:
-        page = survey_page(
-            "survey/thanks.html", lang, first_name=_NAME_SLOT if first_name else None, risk=risk, mode=None
-        )
+        page = survey_page("survey/thanks.html", lang, first_name=_NAME_SLOT if first_name else None, mode=None)
         body = cache[key] = page.get_data(as_text=True)
     if first_name:
         body = body.replace(_NAME_SLOT, str(escape(first_name)))
     return _html(body)
 
 
+def _summary(problems: Sequence[Problem], lang: str) -> list[tuple[Problem, str]]:
+    """The error summary's lines: one for every unanswered question together (linking to the first), one per other."""
+    missing = [problem for problem in problems if problem.kind == "missing"]
+    lines: list[tuple[Problem, str]] = []
+    if missing:
+        first = missing[0].question
+        text = _shorten(first.text(lang))
+        if len(missing) == 1:
+            message = _("Question %(number)d needs an answer: “%(text)s”", number=first.number, text=text)
+        else:
+            message = str(
+                ngettext(
+                    "%(num)d question needs an answer. Start with question %(number)d: “%(text)s”",
+                    "%(num)d questions need an answer. Start with question %(number)d: “%(text)s”",
+                    len(missing),
+                    number=first.number,
+                    text=text,
+                )
+            )
+        lines.append((missing[0], message))
+    lines.extend((problem, _summary_message(problem, lang)) for problem in problems if problem.kind != "missing")
+    return lines
+
+
 def _summary_message(problem: Problem, lang: str) -> str:
     question = problem.question
     text = _shorten(question.text(lang))
-    if problem.kind == "missing":
-        return _("Question %(number)d needs an answer: “%(text)s”", number=question.number, text=text)
     if problem.kind == "too_long":
         return _(
             "Your answer to question %(number)d is too long: at most %(max)d characters.",
@@ -345,7 +397,7 @@ def _summary_message(problem: Problem, lang: str) -> str:
 
 def _field_message(problem: Problem) -> str:
     if problem.kind == "missing":
-        return _("Please choose an answer.")
+        return _("Not answered yet.")
     if problem.kind == "too_long":
         return _("Please shorten this answer to %(max)d characters.", max=problem.question.item.max_length or 0)
     return _("Please choose one of the answers shown.")

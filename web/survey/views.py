@@ -18,7 +18,6 @@ from services.db import utcnow
 from services.surveys.submission import (
     LinkState,
     SurveyLink,
-    answered_risk,
     find_survey_link,
     link_state,
     mark_opened,
@@ -65,11 +64,13 @@ def start(token: str) -> Response:
     now = utcnow()
     link = find_survey_link(session, token)
     state = link_state(link, now)
-    if link is None or state is not LinkState.OPEN:
-        risk = state is LinkState.USED and link is not None and answered_risk(session, link.invitation_id)
-        return closed_page(state, _language_for(link), risk=risk)
+    if link is None:
+        return closed_page(state, _language_for(link))
     mode = Mode(action_url=url_for("survey.start", token=token), opt_out_url=url_for("survey.opt_out", token=token))
     run = SurveyRun(link.context, mode)
+    if state is not LinkState.OPEN:
+        # Opening a used link never shows what was answered; a second press of "Send" shows its own answers' help.
+        return run.closed(state, form_data() if request.method == "POST" else None)
     if request.method == "POST":
         return run.handle_post(form_data(), now=now)
     if link.opened_at is None and mark_opened(session, link.invitation_id, now):

@@ -138,7 +138,7 @@ def generate_report(
     try:
         scope, period = _scope_and_period(database, report_id)
         progress(15)
-        with address_space_limit(memory_budget), database.session() as session:
+        with address_space_limit(memory_budget), database.read_only_session() as session:
             if session.get_bind().dialect.name == "postgresql":
                 # One snapshot for every query, so figures that relate across queries come from the same moment.
                 session.connection(execution_options={"isolation_level": "REPEATABLE READ"})

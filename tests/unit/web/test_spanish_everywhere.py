@@ -168,6 +168,7 @@ def _ids_for(s: Session, clinician: User, *, report_id: int) -> dict[str, object
     )
     invitation_id = s.scalar(select(Invitation.id).where(Invitation.episode_id == episode.id).limit(1))
     values: dict[str, object] = {
+        "lang": "es",
         "user_id": clinician.id,
         "team_id": clinician.team_id,
         "invitation_id": invitation_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -175,3 +176,42 @@ def test_admin_create_user_form_posts_with_the_token_from_its_page(
     )
     assert response.status_code == 302
     assert "new.person@example.test" in client.get("/admin/").get_data(as_text=True)
+
+
+def test_database_locked_past_the_timeout_asks_to_try_again(app: Flask, tmp_path: Any) -> None:
+    import sqlite3
+
+    from sqlalchemy import create_engine, text
+
+    path = tmp_path / "locked.sqlite3"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x INTEGER)")
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    impatient = create_engine(f"sqlite:///{path}", connect_args={"timeout": 0})
+
+    @app.post("/busy")
+    @public
+    def busy() -> str:
+        with impatient.begin() as connection:
+            connection.execute(text("INSERT INTO t VALUES (1)"))
+        return "stored"
+
+    @app.post("/broken")
+    @public
+    def broken() -> str:
+        with impatient.connect() as connection:
+            connection.execute(text("SELECT * FROM no_such_table"))
+        return "unreachable"
+
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    app.config["WTF_CSRF_ENABLED"] = False
+    try:
+        response = app.test_client().post("/busy")
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "5"
+        assert "Rapport is busy" in response.get_data(as_text=True)
+        assert app.test_client().post("/broken").status_code == 500  # other database errors stay errors
+    finally:
+        holder.rollback()
+        holder.close()
+        impatient.dispose()

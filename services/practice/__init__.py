@@ -1,0 +1,1 @@
+"""Practice-wide settings a practice changes in the app (versioned rows; the environment holds deployment config)."""
