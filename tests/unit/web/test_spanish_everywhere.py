@@ -298,9 +298,14 @@ def test_the_survey_in_spanish_shows_no_english_message(
         "GOAL-PROGRESS": answers_for("GOAL-PROGRESS", goals=3),
     }
     pages = _walk(app.test_client(), f"/s/{demo.survey_token}", answers)
-    english = {index: found for index, html in enumerate(pages) if (found := untranslated(html, fragments))}
+    english = {
+        index: found
+        for index, html in enumerate(pages)
+        if (found := untranslated(html, fragments) + english_words(html))
+    }
     assert english == {}, english
     assert "Gracias" in visible_text(pages[-1])
+    assert 'class="crisis' in pages[2]  # the page after a risk answer carries the crisis information, checked too
 
 
 def test_the_check_finds_english_in_a_page(fragments: dict[str, str]) -> None:
