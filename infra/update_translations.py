@@ -1,7 +1,8 @@
 """Refresh the Spanish catalog: extract every message from web/, services/, reports/ and workers/; keep translations.
 
 web/ marks messages with _(), gettext(), ngettext() and their lazy forms; services/, reports/ and workers/ (which do not
-import Flask-Babel) mark them with N_() or Message() from services.i18n, and a Translator's .gettext()/.ngettext().
+import Flask-Babel) mark them with N_() or Message() from services.i18n, a Translator's .gettext()/.ngettext(), or
+as the first argument of a UserError subclass (ClientError("No such client.") is extracted as it stands).
 
 Usage: .venv/bin/python infra/update_translations.py [extra.po ...]
 Extra .po files (for example a feature branch's fragment) contribute translations for messages the catalog lacks.
@@ -10,6 +11,7 @@ Exits 1 and lists the messages that still have no Spanish text.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,17 +40,35 @@ KEYWORDS = {
     "N_": None,
     "Message": None,
 }
+# "class ClientError(UserError):" -> ("ClientError", "UserError"); raising one of them marks its literal msgid too
+CLASS = re.compile(r"^class (\w+)\(([\w., ]+)\):", re.MULTILINE)
 
 
 def _key(message_id: str | tuple[str, ...] | list[str]) -> str:
     return message_id if isinstance(message_id, str) else message_id[0]
 
 
+def user_error_classes() -> set[str]:
+    """Names of every services.i18n.UserError subclass in the code: their first argument is a msgid too."""
+    bases: dict[str, set[str]] = {}
+    for folder, _method_map in SOURCES:
+        for path in folder.rglob("*.py"):
+            for name, parents in CLASS.findall(path.read_text(encoding="utf-8")):
+                bases.setdefault(name, set()).update(part.strip().split(".")[-1] for part in parents.split(","))
+    found = {"UserError"}
+    while True:
+        more = {name for name, parents in bases.items() if parents & found} - found
+        if not more:
+            return found - {"UserError"}
+        found |= more
+
+
 def extract_messages() -> Iterator[tuple[str | tuple[str, ...], str | None]]:
     """(message id, context) of every marked message in the code, in file order (duplicates included)."""
+    keywords = {**KEYWORDS, **dict.fromkeys(user_error_classes())}
     for folder, method_map in SOURCES:
         for _file, _line, message_id, _comments, context in extract_from_dir(
-            str(folder), method_map=method_map, keywords=KEYWORDS
+            str(folder), method_map=method_map, keywords=keywords
         ):
             yield message_id, context
 

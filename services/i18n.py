@@ -4,7 +4,8 @@ One mechanism for every message that services/ or reports/ build for people:
 - wrap the English text in `N_()` where it is written (it returns the text unchanged; infra/update_translations.py
   extracts it into the catalog), with `%(name)s` placeholders for values;
 - text with values: `Message("No client with code %(code)s.", code=code)` (also extracted), a str that reads in
-  English and remembers its msgid and values; or raise a `UserError` subclass with the msgid and values;
+  English and remembers its msgid and values; or raise a `UserError` subclass with the msgid and values (the first
+  argument of any UserError subclass is extracted too, so `raise ClientError("No such client.")` is enough);
 - whoever shows it translates it with a `Translator`: the web layer's comes from Flask-Babel (web.i18n.translator),
   and `ENGLISH` (the default everywhere) gives the English text, as `str()` does.
 """

@@ -83,7 +83,7 @@ class ReportScope:
 
     def __post_init__(self) -> None:
         if self.kind not in SCOPE_KINDS:
-            raise PeriodError(f"unknown scope kind {self.kind!r}")
+            raise PeriodError("unknown scope kind %(kind)r", kind=self.kind)
         if (self.kind == "practice") != (self.id is None):
             raise PeriodError("the practice scope has no id; team and clinician scopes need one")
         if self.id is not None and self.id < 1:
@@ -97,7 +97,7 @@ class ReportScope:
             return cls("practice")
         kind, sep, ident = raw.partition(":")
         if not sep or kind not in ("team", "clinician") or not ident.isdigit() or len(ident) > 12:
-            raise PeriodError(f"scope must be practice, team:ID or clinician:ID, got {text!r}")
+            raise PeriodError("scope must be practice, team:ID or clinician:ID, got %(scope)r", scope=text)
         return cls("team" if kind == "team" else "clinician", int(ident))
 
     def __str__(self) -> str:

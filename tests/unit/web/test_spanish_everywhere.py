@@ -432,3 +432,36 @@ def test_times_months_and_weeks_follow_the_reader_language(app: Flask) -> None:
         with force_locale("en"):
             assert local_month("2026-10") == "October 2026"
             assert local_time(time(16, 0)) == "4:00\u202fPM"
+
+
+def test_user_errors_carry_a_msgid_not_an_fstring() -> None:
+    """A UserError's message is looked up in the catalog: an f-string could never be found there."""
+    import ast
+    import importlib.util
+
+    from web.app import WEB_DIR
+
+    spec = importlib.util.spec_from_file_location(
+        "update_translations", WEB_DIR.parent / "infra" / "update_translations.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    classes = tool.user_error_classes()
+    assert {"ClientError", "ReviewError", "AlertActionError", "AccountError"} <= classes
+    found = []
+    for folder, _method_map in tool.SOURCES:
+        for path in folder.rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Name)
+                    and node.func.id in classes
+                    and node.args
+                    and isinstance(node.args[0], ast.JoinedStr)
+                ):
+                    found.append(f"{path.relative_to(WEB_DIR.parent)}:{node.lineno}")
+    assert found == [], "write the message as a msgid with %(name)s placeholders and pass the values: " + ", ".join(
+        found
+    )
