@@ -130,7 +130,8 @@ def kiosk_mode_for_errors() -> Mode | None:
 
 
 def _language() -> str:
-    return request.accept_languages.best_match(("en", "es")) or "en"
+    # the tablet's browser, or the signed-in staff member who is pairing it (web.i18n.select_locale)
+    return str(get_locale() or "en")
 
 
 def _unpaired() -> Response:
@@ -221,7 +222,7 @@ def kiosk_release() -> Response:
 def kiosk_pair() -> Response:
     """Make this device a kiosk (and sign the staff member out on it)."""
     if request.method == "GET":
-        return survey_page("survey/kiosk_pair.html", str(get_locale()))  # the signed-in staff member's language
+        return survey_page("survey/kiosk_pair.html", _language())
     label = (request.form.get("label") or "").strip()[:60] or "Kiosk"
     device_id = secrets.token_urlsafe(16)
     account = current_account()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, request, url_for
+from flask_babel import get_locale
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
 
@@ -46,7 +47,8 @@ bp = Blueprint("survey", __name__)
 
 
 def _browser_language() -> str:
-    return request.accept_languages.best_match(("en", "es")) or "en"
+    # the browser's preference, or a signed-in staff member's own language (web.i18n.select_locale)
+    return str(get_locale() or "en")
 
 
 def _language_for(link: SurveyLink | None) -> str:
