@@ -256,6 +256,16 @@ def test_every_staff_page_in_spanish_shows_no_english_message(
             found = untranslated(html, fragments) + english_words(html)
             if found:
                 english[f"{role} {path}"] = found
+    # Signed out, with a Spanish browser: the login page, the public pages and every refusal.
+    visitor = app.test_client()
+    for rule, _endpoint, _names in routes:
+        response = visitor.get(_path(rule, demo.values), headers={"Accept-Language": "es"})
+        if response.status_code >= 500:
+            errors.append(f"signed out {rule}: {response.status_code}")
+        if response.mimetype == "text/html" and response.status_code not in (301, 302, 303):
+            html = response.get_data(as_text=True)
+            if found := untranslated(html, fragments) + english_words(html):
+                english[f"signed out {rule}"] = found
     # The kiosk's own pages, on a tablet paired by the front desk (no staff session; the browser's language).
     kiosk = app.test_client()
     login(kiosk, DEMO_LOGINS["front_desk"], DEMO_PASSWORD)
