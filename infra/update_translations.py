@@ -46,6 +46,12 @@ def main(extra: list[str]) -> int:
         string = known.get(key)
         if string is None:
             missing.append(key)
+        elif isinstance(string, tuple | list):
+            # Newer Babel (CLDR) gives Spanish a third plural form (millions): it reads like the general plural.
+            forms = [*string, *[""] * fresh.num_plurals][: fresh.num_plurals]
+            for n in range(1, len(forms)):
+                forms[n] = forms[n] or forms[n - 1]
+            string = tuple(forms)
         fresh.add(message_id, string=string or ("" if isinstance(message_id, str) else ("", "")), context=context)
     with CATALOG.open("wb") as fh:
         write_po(fh, fresh, sort_output=True, omit_header=False, width=120)

@@ -9,6 +9,7 @@ from flask_babel import refresh
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 from wtforms import EmailField, PasswordField, RadioField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import EqualTo, InputRequired, Length
 
 from services.accounts.models import Role
@@ -181,7 +182,11 @@ class LanguageForm(FlaskForm):
 
     language = RadioField(
         _l("Language"),
-        choices=[(BROWSER, _l("The language of my browser")), ("en", "English"), ("es", "Español")],
+        choices=[
+            SelectChoice(BROWSER, _l("The language of my browser")),
+            SelectChoice("en", "English"),
+            SelectChoice("es", "Español"),
+        ],
         validators=[InputRequired(message=_l("Choose one of the options."))],
     )
 
