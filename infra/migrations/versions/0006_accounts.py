@@ -21,6 +21,23 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+def _sqlite_foreign_keys(on: bool) -> None:
+    """SQLite changes a column by rebuilding the table, which other tables' rows point at (as in 0002).
+
+    Its foreign-key checks can only be switched off between transactions, so on SQLite (local use only) the
+    migration commits what it did so far, rebuilds with the checks off, and verifies every reference after.
+    """
+    if op.get_bind().dialect.name != "sqlite":
+        return
+    if on:
+        violations = op.get_bind().exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if violations:
+            raise RuntimeError(f"foreign keys broken by the table rebuild: {violations[:5]}")
+    op.execute("COMMIT")
+    op.execute(f"PRAGMA foreign_keys = {'ON' if on else 'OFF'}")
+    op.execute("BEGIN")
+
+
 def upgrade() -> None:
     op.create_table(
         "password_resets",
@@ -41,14 +58,18 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_hash", name=op.f("uq_password_resets_token_hash")),
     )
     op.create_index("ix_password_resets_user_created", "password_resets", ["user_id", "created_at"], unique=False)
+    _sqlite_foreign_keys(on=False)
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.alter_column("language", existing_type=sa.String(length=8), nullable=True)
+    _sqlite_foreign_keys(on=True)
     op.execute("UPDATE users SET language = NULL WHERE language = 'en'")
 
 
 def downgrade() -> None:
     op.execute("UPDATE users SET language = 'en' WHERE language IS NULL")
+    _sqlite_foreign_keys(on=False)
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.alter_column("language", existing_type=sa.String(length=8), nullable=False)
+    _sqlite_foreign_keys(on=True)
     op.drop_index("ix_password_resets_user_created", table_name="password_resets")
     op.drop_table("password_resets")
