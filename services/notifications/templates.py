@@ -75,6 +75,17 @@ TEMPLATES: dict[str, MessageTemplate] = {
             "es": "Hay un informe mensual listo para descargar.\n\nÁbralo aquí: {link}\n",
         },
     ),
+    "password_reset": MessageTemplate(
+        subject={"en": "Reset your Rapport password", "es": "Restablezca su contraseña de Rapport"},
+        body={
+            "en": "Someone asked to reset the password of your Rapport account at {practice}.\n\n"
+            "To choose a new password, open this link within an hour. It works once:\n{link}\n\n"
+            "If you did not ask for this, ignore this message: your password stays as it is.\n",
+            "es": "Alguien ha pedido restablecer la contraseña de su cuenta de Rapport en {practice}.\n\n"
+            "Para elegir una contraseña nueva, abra este enlace antes de una hora. Solo funciona una vez:\n{link}\n\n"
+            "Si no lo ha pedido usted, ignore este mensaje: su contraseña no cambia.\n",
+        },
+    ),
     "invitation": MessageTemplate(
         subject={"en": "A quick check-in from {practice}", "es": "Una breve consulta de {practice}"},
         body={
