@@ -319,7 +319,7 @@ def _seed_batch(
                 "first_name": first,
                 "last_name": last,
                 "email": f"{first.lower()}.{last.lower()}{rng.randint(1, 999)}@example.test",
-                "phone": f"+44 7700 9{rng.randint(0, 99999):05d}" if consent_sms else None,
+                "phone": f"+447700900{rng.randint(0, 999):03d}" if consent_sms else None,  # Ofcom drama range, E.164
                 "language": "es" if rng.random() < 0.15 else "en",
                 "consent_email": True,
                 "consent_sms": consent_sms,

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TypedDict
 
 from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
@@ -17,6 +18,7 @@ from services.accounts.models import Role
 from services.audit.operations import record_client_view
 from services.clients.models import Client
 from services.clients.operations import ClientError, create_client, open_episode, update_client
+from services.clients.phones import example_number
 from services.clients.queries import get_client_for, get_client_record, list_clinicians, list_visible_clients
 from services.surveys.protocols import get_default_protocol, list_protocols
 from services.surveys.queries import invitation_funnel, list_invitations
@@ -58,6 +60,7 @@ class ClientFields(TypedDict):
     language: str
     consent_email: bool
     consent_sms: bool
+    phone_region: str
 
 
 def _client_details(form: ClientForm) -> ClientFields:
@@ -69,6 +72,7 @@ def _client_details(form: ClientForm) -> ClientFields:
         "language": form.language.data or "en",
         "consent_email": bool(form.consent_email.data),
         "consent_sms": bool(form.consent_sms.data),
+        "phone_region": current_settings().phone_region,
     }
 
 
@@ -117,7 +121,19 @@ def new_client() -> Response | tuple[str, int]:
             )
             return redirect(url_for("frontdesk.new_episode", client_id=created.id), code=303)
     status = 400 if form.errors else 200
-    return render_template("frontdesk/client_form.html", form=form, client=None), status
+    return render_template("frontdesk/client_form.html", form=form, client=None, phone_hint=_phone_hint()), status
+
+
+def _phone_hint() -> str:
+    """How to write a phone number here: the region's example, and where a number without a country code is."""
+    region = current_settings().phone_region
+    locale = get_locale()
+    country = str(locale.territories.get(region, region)) if locale is not None else region
+    return _(
+        "A mobile number, for example %(example)s. Without a country code it is read as a number in %(country)s.",
+        example=example_number(region),
+        country=country,
+    )
 
 
 def _visible_client(client_id: int) -> Client:
@@ -152,7 +168,7 @@ def edit_client(client_id: int) -> Response | tuple[str, int]:
             flash(_("The details are saved."), "success")
             return redirect(url_for("frontdesk.client", client_id=client.id), code=303)
     status = 400 if form.errors else 200
-    return render_template("frontdesk/client_form.html", form=form, client=client), status
+    return render_template("frontdesk/client_form.html", form=form, client=client, phone_hint=_phone_hint()), status
 
 
 def _episode_form() -> EpisodeForm:
