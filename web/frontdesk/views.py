@@ -129,11 +129,12 @@ def _phone_hint() -> str:
     region = current_settings().phone_region
     locale = get_locale()
     country = str(locale.territories.get(region, region)) if locale is not None else region
-    return _(
+    hint: str = _(
         "A mobile number, for example %(example)s. Without a country code it is read as a number in %(country)s.",
         example=example_number(region),
         country=country,
     )
+    return hint
 
 
 def _visible_client(client_id: int) -> Client:
