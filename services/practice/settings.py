@@ -12,7 +12,10 @@ from services.audit.operations import record_event
 from services.practice.models import PracticeSetting
 
 # Every practice setting with its default (a JSON value). A key not listed here cannot be read or set.
-DEFAULTS: dict[str, Any] = {}
+DEFAULTS: dict[str, Any] = {
+    # How long a survey link the front desk hands out (copied, QR code, "send now") stays open, in hours.
+    "survey_link_hours": 24,
+}
 
 
 class UnknownSetting(KeyError):

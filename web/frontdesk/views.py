@@ -273,6 +273,13 @@ def funnel() -> str:
     return render_template("frontdesk/funnel.html", funnel=data, weeks=weeks, week_choices=FUNNEL_WEEKS)
 
 
+@bp.get("/kiosk")
+@allow(Role.FRONT_DESK)
+def kiosk_setup() -> str:
+    """How to turn a tablet into the waiting-room kiosk, with the way to the pairing page."""
+    return render_template("frontdesk/kiosk.html")
+
+
 # The other front-desk pages register their routes on bp.
 from web.frontdesk import appointments as _appointments  # noqa: E402,F401
 from web.frontdesk import calendar_import as _calendar_import  # noqa: E402,F401

@@ -311,7 +311,7 @@ def test_check_in_then_kiosk_then_link(
     )
     assert link_page.status_code == 200
     html = link_page.get_data(as_text=True)
-    match = re.search(r'value="http://rapport\.test/s/([A-Za-z0-9_-]{43})"', html)
+    match = re.search(r'id="survey-link"[^>]*>http://rapport\.test/s/([A-Za-z0-9_-]{43})<', html)
     assert match, html
     assert find_invitation_by_token(session, match.group(1)) is not None
     assert link_page.headers["Cache-Control"] == "no-store"
