@@ -19,7 +19,7 @@ from services.audit.operations import record_client_view
 from services.clients.models import Client
 from services.clients.operations import ClientError, create_client, open_episode, update_client
 from services.clients.phones import example_number
-from services.clients.queries import get_client_for, get_client_record, list_clinicians, list_visible_clients
+from services.clients.queries import get_client_for, get_client_record, list_clinicians, list_roster
 from services.surveys.protocols import get_default_protocol, list_protocols
 from services.surveys.queries import invitation_funnel, list_invitations
 from web.access import allow
@@ -41,9 +41,9 @@ FUNNEL_WEEKS = (4, 8, 13, 26)
 @bp.get("/")
 @allow(Role.FRONT_DESK)
 def home() -> Response:
-    """The roster: search by name or code, 25 to a page."""
+    """The roster: search by name or code, 25 to a page, with clinician, next appointment and last invitation."""
     query = request.args.get("q", "").strip()[:100]
-    results = list_visible_clients(db_session(), current_account(), search=query, page=page_arg())
+    results = list_roster(db_session(), current_account(), search=query, page=page_arg())
     template = "frontdesk/_roster.html" if wants_fragment(ROSTER_TARGET) else "frontdesk/home.html"
     response = make_response(render_template(template, results=results, q=query, target=ROSTER_TARGET))
     response.vary.add("HX-Request")
