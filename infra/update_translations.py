@@ -46,6 +46,10 @@ def main(extra: list[str]) -> int:
         string = known.get(key)
         if string is None:
             missing.append(key)
+        elif isinstance(string, tuple | list) and len(string) < fresh.num_plurals:
+            # Babel 2.19 (CLDR 46) gives Spanish a third plural form (one, many, other); the plural text of the
+            # two-form catalog serves for both many and other.
+            string = (*string, *[string[-1]] * (fresh.num_plurals - len(string)))
         fresh.add(message_id, string=string or ("" if isinstance(message_id, str) else ("", "")), context=context)
     with CATALOG.open("wb") as fh:
         write_po(fh, fresh, sort_output=True, omit_header=False, width=120)
