@@ -47,6 +47,7 @@ from web.frontdesk.common import (
 )
 from web.frontdesk.forms import ActionForm, AppointmentForm
 from web.frontdesk.views import bp
+from web.i18n import local_datetime
 from web.login import current_account
 from web.request_db import commit, db_session
 from workers.enqueue import send_notification_after_commit
@@ -143,8 +144,7 @@ def new_appointment(episode_id: int) -> Response | tuple[str, int]:
                     starts_at=created.starts_at.isoformat(),
                 )
                 commit()
-                when = utc_to_local(created.starts_at)
-                flash(_("Appointment added for %(when)s.", when=when.strftime("%Y-%m-%d %H:%M")), "success")
+                flash(_("Appointment added for %(when)s.", when=local_datetime(created.starts_at)), "success")
                 return back_to(url_for("frontdesk.client", client_id=episode.client_id))
     status = 400 if form.errors else 200
     return (

@@ -89,6 +89,9 @@ def test_front_desk_enrols_a_client_then_opens_an_episode_then_adds_an_appointme
     assert appointment is not None
     assert appointment.ends_at - appointment.starts_at == timedelta(minutes=50)
     assert appointment.starts_at.astimezone(UTC).minute == 30
+    flashed = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Appointment added for" in flashed
+    assert day.isoformat() not in flashed.split("Appointment added for")[1][:40]  # the locale's date, not ISO
     assert [e.client_id for e in actions(session, "client_created")] == [created.id]
     assert len(actions(session, "episode_opened")) == 1
     assert len(actions(session, "appointment_added")) == 1
