@@ -126,7 +126,10 @@ SCHEMAS: dict[str, Any] = {
         "required": ["id", "code", "first_name", "last_name", "language", "consent_email", "consent_sms"],
         "properties": {
             "id": {"type": "integer"},
-            "code": {"type": "string", "pattern": "^C[ACDEFGHJKMNPQRTUVWXY34679]{7}$"},
+            "code": {
+                "type": "string",
+                "description": "Pseudonymous client code: C and seven characters without look-alikes (CNXJ4UNV)",
+            },
             "first_name": {"type": "string"},
             "last_name": {"type": "string"},
             "email": {"type": ["string", "null"]},

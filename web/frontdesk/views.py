@@ -18,7 +18,7 @@ from services.accounts.models import Role
 from services.audit.operations import record_client_view
 from services.clients.models import Client
 from services.clients.operations import ClientError, create_client, open_episode, update_client
-from services.clients.phones import example_number
+from services.clients.phones import display_phone, example_number
 from services.clients.queries import get_client_for, get_client_record, list_clinicians, list_roster
 from services.surveys.protocols import get_default_protocol, list_protocols
 from services.surveys.queries import invitation_funnel, list_invitations
@@ -235,6 +235,7 @@ def client(client_id: int) -> str:
         "frontdesk/client.html",
         record=record,
         invitations=invitations,
+        phone=display_phone(record.client.phone) if record.client.phone else None,
         check_in_window=check_in_window(),
         here=url_for("frontdesk.client", client_id=client_id),
     )

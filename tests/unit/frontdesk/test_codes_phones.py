@@ -126,6 +126,8 @@ def test_the_enrolment_form_stores_e164_in_the_practice_region(
     person = session.scalar(select(Client).where(Client.last_name == "Phoneform"))
     assert person is not None
     assert person.phone == "+34612345678"
+    record = browser.get(f"/frontdesk/clients/{person.id}").get_data(as_text=True)
+    assert '<a href="tel:+34612345678">+34 612 34 56 78</a>' in record
 
 
 def test_the_api_stores_e164_and_refuses_an_invalid_number(
