@@ -214,3 +214,22 @@ def test_the_kiosk_set_up_page_is_in_the_front_desk_menu(client: FlaskClient, si
     page = client.get("/frontdesk/kiosk").get_data(as_text=True)
     assert "Pair this device" in page
     assert 'href="/kiosk/pair"' in page
+
+
+def test_roster_link_and_kiosk_pages_in_spanish(
+    client: FlaskClient, signed_in: Callable[..., User], session: Session, book: Callable[..., Booking]
+) -> None:
+    me = signed_in("front_desk")
+    me.language = "es"
+    session.flush()
+    booking = book(starts_in=timedelta(minutes=15), consent_email=True)
+    roster = client.get("/frontdesk/").get_data(as_text=True)
+    assert "Última invitación al cuestionario" in roster
+    assert "Last survey invitation" not in roster
+    record = f"/frontdesk/clients/{booking.client.id}"
+    page = post_form(client, f"/frontdesk/appointments/{booking.appointment.id}/link", {"next": record}, page=record)
+    html = page.get_data(as_text=True)
+    assert "Enviar por correo electrónico" in html
+    assert "Código QR del enlace al cuestionario" in html
+    assert "Send by email" not in html
+    assert "Vincular este dispositivo" in client.get("/frontdesk/kiosk").get_data(as_text=True)
