@@ -30,6 +30,8 @@ DEFAULTS: dict[str, Any] = {
             "phones": [],
         },
     },
+    # How long a survey link the front desk hands out (copied, QR code, "send now") stays open, in hours.
+    "survey_link_hours": 24,
 }
 
 
