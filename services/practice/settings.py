@@ -12,7 +12,10 @@ from services.audit.operations import record_event
 from services.practice.models import PracticeSetting
 
 # Every practice setting with its default (a JSON value). A key not listed here cannot be read or set.
-DEFAULTS: dict[str, Any] = {}
+DEFAULTS: dict[str, Any] = {
+    # A person gets at most one escalation message per this many minutes (services.alerts.escalation).
+    "escalation_digest_minutes": 15,
+}
 
 
 class UnknownSetting(KeyError):
