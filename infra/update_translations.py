@@ -46,6 +46,10 @@ def main(extra: list[str]) -> int:
         string = known.get(key)
         if string is None:
             missing.append(key)
+        elif isinstance(string, tuple | list):
+            # Babel 2.19 gives Spanish three plural forms (CLDR's "many"); a missing one reads like the plural.
+            forms = [form for form in string if form]
+            string = tuple(forms + [forms[-1]] * (fresh.num_plurals - len(forms))) if forms else string
         fresh.add(message_id, string=string or ("" if isinstance(message_id, str) else ("", "")), context=context)
     with CATALOG.open("wb") as fh:
         write_po(fh, fresh, sort_output=True, omit_header=False, width=120)
