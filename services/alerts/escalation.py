@@ -13,7 +13,8 @@ alert's history, one audit event, and one EscalationNotice per person (unique pe
 Messages: a person gets at most one escalation message per digest window (default 15 minutes, the practice setting
 `escalation_digest_minutes`). The first notice goes out on the pass that makes it; notices made while that person's
 window is still running wait and go out together, as one digest ("3 items..."), when it ends. Never a burst, never
-dropped. Alerts on an episode that ended are closed first (services.alerts.operations) and never escalated.
+dropped. Alerts on an episode that ended are closed first (services.alerts.operations) and never escalated; one
+opened after the end (a risk answer on a late questionnaire) is news and is escalated like any other.
 
 Messages carry a link and the recipient's role, never client data.
 """
@@ -33,6 +34,7 @@ from services.accounts.models import User
 from services.accounts.queries import on_call_users
 from services.alerts.evaluation import RISK_ALERT, alert_link
 from services.alerts.models import Alert, AlertAction, EscalationNotice
+from services.alerts.operations import ended_before
 from services.audit.operations import record_event
 from services.clients.models import Episode
 from services.notifications.operations import queue_notification
@@ -99,21 +101,20 @@ def escalate_alerts(
 ) -> EscalationRun:
     """Escalate every open alert past its deadline (once each), then send each person's due digest."""
     run = EscalationRun()
-    candidates = list(
-        session.scalars(
-            select(Alert)
-            .join(Episode, Episode.id == Alert.episode_id)
-            .where(
-                Alert.status == "open",
-                Alert.escalation_level == 0,
-                _due(now, ack_window=ack_window, risk_window=risk_window),
-                Episode.ended_on.is_(None),
-            )
-            .order_by(Alert.opened_at, Alert.id)
-            .limit(BATCH)
+    candidates = session.execute(
+        select(Alert, Episode.ended_on)
+        .join(Episode, Episode.id == Alert.episode_id)
+        .where(
+            Alert.status == "open",
+            Alert.escalation_level == 0,
+            _due(now, ack_window=ack_window, risk_window=risk_window),
         )
-    )
-    for alert in candidates:
+        .order_by(Alert.opened_at, Alert.id)
+        .limit(BATCH)
+    ).all()
+    for alert, ended_on in candidates:
+        if ended_before(alert.opened_at, ended_on):
+            continue  # its episode ended: it is closed as "episode ended", never escalated
         _escalate_one(session, alert, now=now, ack_window=ack_window, risk_window=risk_window, run=run)
     session.flush()
     deliver_notices(session, now=now, base_url=base_url, digest_window=digest_window, run=run)
@@ -249,23 +250,28 @@ def _messages(session: Session, person: User, notices: list[EscalationNotice], *
 
 
 def settle_history(session: Session, *, now: datetime, ack_window: timedelta, risk_window: timedelta) -> int:
-    """Mark as already escalated the open alerts of a seeded history that were past their deadline before now.
+    """Mark as escalated at the time the open alerts of a seeded history that were past their deadline before now.
 
-    A seeded demo's alerts are history: in a running practice they would have been escalated at the time. Without
-    this, the first scheduler pass would escalate months of alerts at once as if they were new.
+    A seeded demo's alerts are history: in a running practice they would have been escalated when their deadline
+    passed (that is the moment recorded, so monthly figures fall in the right month). Without this, the first
+    scheduler pass would escalate months of alerts at once as if they were new.
     """
-    result = session.execute(
-        update(Alert)
-        .where(
+    rows = session.execute(
+        select(Alert.id, Alert.kind, Alert.opened_at).where(
             Alert.status == "open",
             Alert.escalation_level == 0,
             _due(now, ack_window=ack_window, risk_window=risk_window),
         )
-        .values(escalation_level=LEVEL, escalated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    count = int(result.rowcount or 0)  # type: ignore[attr-defined]
-    if count:
-        record_event(session, action="alerts_history_settled", actor_label="demo seed", detail={"alerts": count})
+    ).all()
+    for alert_id, kind, opened_at in rows:
+        at = opened_at + deadline(kind, ack_window=ack_window, risk_window=risk_window)
+        session.execute(
+            update(Alert)
+            .where(Alert.id == alert_id, Alert.escalation_level == 0)
+            .values(escalation_level=LEVEL, escalated_at=at)
+            .execution_options(synchronize_session=False)
+        )
+    if rows:
+        record_event(session, action="alerts_history_settled", actor_label="demo seed", detail={"alerts": len(rows)})
     session.flush()
-    return count
+    return len(rows)

@@ -6,7 +6,7 @@ Permission is the caller's: pass only an alert that `queries.get_alert_for` retu
 from __future__ import annotations
 
 import enum
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import func, literal, select, update
@@ -218,27 +218,35 @@ def resolve_alert(
     return _action(session, alert, actor=actor, action="resolved", text=clean, detail={"reason": reason}, ip=ip, at=now)
 
 
+def ended_before(opened_at: datetime, ended_on: date | None) -> bool:
+    """Whether an alert opened at opened_at belongs to an episode that has ended since (not news after its end)."""
+    return ended_on is not None and opened_at.astimezone(UTC).date() <= ended_on
+
+
 def close_alerts_of_ended_episodes(
     session: Session, *, today: date, episode_id: int | None = None, now: datetime | None = None
 ) -> list[int]:
-    """Resolve, as "episode ended", every unresolved alert whose episode ended on or before today; returns their ids.
+    """Resolve, as "episode ended", every unresolved alert of an episode that ended on or before today; their ids.
 
     Called when an episode ends, and by the scheduler as a safety net (episodes that ended before this existed, or
-    were ended by an import). Each closure is a conditional UPDATE, so a concurrent pass closes nothing twice.
+    were ended by an import). An alert opened after the end (a risk answer on a last, late questionnaire) is news,
+    not history: it stays open. Each closure is a conditional UPDATE, so a concurrent pass closes nothing twice.
     """
     now = now or utcnow()
     conditions = [Alert.status != "resolved", Episode.ended_on.is_not(None), Episode.ended_on <= today]
     if episode_id is not None:
         conditions.append(Episode.id == episode_id)
     rows = session.execute(
-        select(Alert.id, Alert.kind, Episode.client_id)
+        select(Alert.id, Alert.kind, Alert.opened_at, Episode.ended_on, Episode.client_id)
         .join(Episode, Episode.id == Alert.episode_id)
         .where(*conditions)
         .order_by(Alert.id)
         .limit(ENDED_BATCH)
     ).all()
     closed = []
-    for alert_id, kind, client_id in rows:
+    for alert_id, kind, opened_at, ended_on, client_id in rows:
+        if not ended_before(opened_at, ended_on):
+            continue
         done = session.execute(
             update(Alert)
             .where(Alert.id == alert_id, Alert.status != "resolved")

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from services.alerts.escalation import escalate_alerts
 from services.alerts.evaluation import evaluate_administration
 from services.alerts.models import Alert, AlertAction
+from services.alerts.operations import close_alerts_of_ended_episodes
 from services.audit.models import AuditEvent
 from services.clients.operations import ClientError, end_episode
 from services.reviews.operations import find_review_triggers
@@ -77,3 +78,27 @@ def test_an_episode_cannot_end_twice_or_before_it_started(session: Session) -> N
     end_episode(session, episode_id=episode.id, ended_on=date.today())
     with pytest.raises(ClientError, match="already ended"):
         end_episode(session, episode_id=episode.id, ended_on=date.today())
+
+
+def test_a_risk_answer_after_the_episode_ended_stays_open_and_escalates(session: Session) -> None:
+    make_user(session, role="supervisor", team="Team North")
+    clinician = make_user(session, role="clinician", team="Team North")
+    episode = make_episode(session, clinician=clinician)
+    end_episode(session, episode_id=episode.id, ended_on=NOW.date() - timedelta(days=3), now=NOW)
+    # The last questionnaire arrives after the end, with the risk item above 0: news, not history.
+    row = submit_phq9(session, episode, 14, week=0, item9=2)
+    evaluate_administration(session, row.id, settings=DEFAULT_SETTINGS, now=NOW, notify=False)
+    alert = session.scalar(select(Alert).where(Alert.episode_id == episode.id))
+    assert alert is not None
+    alert.opened_at = NOW
+    session.flush()
+    assert close_alerts_of_ended_episodes(session, today=NOW.date(), now=NOW) == []
+    assert alert.status == "open"
+    run = escalate_alerts(
+        session,
+        now=NOW + timedelta(hours=2),
+        ack_window=timedelta(hours=48),
+        risk_window=timedelta(minutes=60),
+        base_url="http://rapport.test",
+    )
+    assert run.escalated == [(alert.id, 1)]
