@@ -49,6 +49,7 @@ from web.access import allow
 from web.clinician.presenting import (
     ACTION_NAMES,
     AFTER_CLOSE,
+    ESCALATED_TO,
     RESOLUTION_NAMES,
     RISK_NOT_WATCHED,
     STEP_NAMES,
@@ -162,6 +163,14 @@ def _history_detail(action: str, detail: dict[str, Any]) -> str | None:
     if action == "step":
         step = str(detail.get("step"))
         return str(STEP_NAMES.get(step, step))
+    if action == "escalated":
+        targets = detail.get("to") or []
+        roles = [targets] if isinstance(targets, str) else list(targets)
+        whom = ", ".join(str(ESCALATED_TO.get(str(role), role)) for role in roles)
+        text = _("Not acknowledged in time: passed to %(whom)s.", whom=whom) if whom else None
+        if text and detail.get("fallback"):
+            text += " " + _("Nobody was on call.")
+        return text
     return _suggestion_text(detail.get("suggestion"))
 
 

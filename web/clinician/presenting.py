@@ -107,6 +107,12 @@ ACTION_NAMES: dict[str, LazyString] = {
     "escalated": _l("Escalated"),
 }
 
+# Who an escalation went to.
+ESCALATED_TO: dict[str, LazyString] = {
+    "on_call": _l("the on-call list"),
+    "supervisor": _l("the supervisor"),
+}
+
 # What to do, by kind of alert: the first lines of the alert page.
 WHAT_TO_DO: dict[str, LazyString] = {
     "risk": _l(

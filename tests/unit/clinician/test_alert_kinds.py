@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from services.accounts.models import User
 from services.accounts.operations import create_api_token
+from services.alerts.escalation import escalate_alerts
 from services.alerts.models import Alert, AlertAction
 from services.clients.models import Episode
 from tests.factories import make_episode
@@ -226,3 +228,24 @@ def test_the_openapi_document_names_the_new_steps_route_and_reasons(client: Flas
     reasons = document["components"]["schemas"]["AlertResolve"]["properties"]["reason"]["enum"]
     assert {"contacted_client", "not_a_risk", "client_improving", "repaired"} <= set(reasons)
     assert "episode_ended" not in reasons
+
+
+def test_an_escalated_alert_shows_one_escalated_line_naming_who_it_went_to(
+    client: FlaskClient, session: Session, signed_in: Callable[..., User], staff: Callable[..., User]
+) -> None:
+    me = signed_in("clinician", team="Team Kinds")
+    staff("supervisor", team="Team Kinds")
+    on_call = staff("clinician", team="Team Night")
+    on_call.on_call = True
+    alert = risk_alert(session, make_episode(session, clinician=me))
+    for minutes in (61, 62, 120):
+        escalate_alerts(
+            session,
+            now=alert.opened_at + timedelta(minutes=minutes),
+            ack_window=timedelta(hours=48),
+            risk_window=timedelta(minutes=60),
+            base_url="http://rapport.test",
+        )
+    text = _text(client.get(f"/clinician/alerts/{alert.id}").get_data(as_text=True))
+    assert text.count("Not acknowledged in time") == 1
+    assert "passed to the on-call list, the supervisor." in text
