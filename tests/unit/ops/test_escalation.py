@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.accounts.models import User
-from services.alerts.escalation import EscalationRun, escalate_alerts
+from services.alerts.escalation import EscalationRun, digest_window, escalate_alerts
 from services.alerts.evaluation import evaluate_administration
 from services.alerts.models import Alert, AlertAction, EscalationNotice
 from services.alerts.operations import acknowledge_alert
@@ -20,6 +20,7 @@ from services.config import Settings
 from services.db import Database
 from services.demo.seed import seed_demo
 from services.notifications.models import Notification
+from services.practice.settings import set_setting
 from services.signals import DEFAULT_SETTINGS
 from tests.factories import make_episode, make_user
 from tests.unit.alerts.series import B1, split_total, submit_partnership, submit_phq9
@@ -244,3 +245,23 @@ def test_a_freshly_seeded_demo_does_not_escalate_its_history_on_the_first_pass(
     assert (result["closed"], result["escalated"], result["messages"]) == ([], [], 0)
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(Notification).where(Notification.template.in_(TEMPLATES))) == 0
+
+
+def test_the_digest_window_comes_from_the_practice_setting(
+    db: Database, session: Session, test_settings: Settings
+) -> None:
+    supervisor = make_user(session, role="supervisor", team="Team North")
+    clinician = make_user(session, role="clinician", team="Team North")
+    set_setting(session, "escalation_digest_minutes", 60, user_id=None)
+    alliance_alert(session, clinician)
+    alliance_alert(session, clinician, opened=OPENED + timedelta(minutes=20))
+    session.commit()
+    run_escalation(database=db, settings=test_settings, now=OPENED + ACK)
+    held = run_escalation(database=db, settings=test_settings, now=OPENED + ACK + timedelta(minutes=20))
+    assert (held["messages"], held["waiting"]) == (0, 1)  # 20 minutes is inside the practice's hour
+    assert (
+        run_escalation(database=db, settings=test_settings, now=OPENED + ACK + timedelta(minutes=60))["messages"] == 1
+    )
+    assert len(sent(session, supervisor)) == 2
+    assert digest_window("soon") == digest_window(None) == WINDOW
+    assert digest_window(0) == timedelta(minutes=1)
