@@ -75,7 +75,8 @@ def test_a_risk_alert_page_has_risk_steps_and_reasons_and_no_rupture_wording(
     for words in RUPTURE_WORDS:
         assert words not in text, words
     # It leads with what happened and what to do; the statistics are folded below.
-    assert text.index("What happened") < text.index("What to do:") < text.index("Record what you did")
+    assert text.index("What happened") < text.index("What to do") < text.index("Contact the client today")
+    assert text.index("Contact the client today") < text.index("Record what you did")
     assert html.index('id="alert-panel"') < html.index('<details class="alert-statistics"')
     assert html.index('<details class="alert-statistics"') < html.index("The evidence, in numbers")
     # The question and the chosen answer, not "item phq9_9, answer 1".
