@@ -62,7 +62,7 @@ class Alert(Base):
     repaired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    # repaired, not_a_rupture, client_ended, other
+    # by kind (services.alerts.kinds), or episode_ended when the episode ended
     resolution_reason: Mapped[str | None] = mapped_column(String(20))
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     escalation_level: Mapped[int] = mapped_column(default=0)
