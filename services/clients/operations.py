@@ -11,6 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.accounts.models import Role, User
+from services.alerts.operations import close_alerts_of_ended_episodes
+from services.audit.operations import record_event
 from services.clients.codes import generate_client_code
 from services.clients.models import Appointment, Client, Episode
 from services.clients.phones import DEFAULT_REGION, PhoneNumberError, normalise_phone
@@ -326,3 +328,30 @@ def check_in_appointment(session: Session, *, appointment_id: int, now: datetime
         appointment.checked_in_at = now
         session.flush()
     return appointment
+
+
+def end_episode(
+    session: Session, *, episode_id: int, ended_on: date, actor_id: int | None = None, now: datetime | None = None
+) -> Episode:
+    """End an episode of care (audited); its open alerts close as "episode ended" once the end date has come."""
+    episode = session.get(Episode, episode_id)
+    if episode is None:
+        raise ClientError("No such episode.")
+    if episode.ended_on is not None:
+        raise ClientError("This episode has already ended.")
+    if ended_on < episode.started_on:
+        raise ClientError("An episode cannot end before it started.")
+    episode.ended_on = ended_on
+    session.flush()
+    record_event(
+        session,
+        action="episode_ended",
+        actor_id=actor_id,
+        subject_type="episode",
+        subject_id=episode.id,
+        client_id=episode.client_id,
+        detail={"ended_on": ended_on.isoformat()},
+    )
+    now = now or utcnow()
+    close_alerts_of_ended_episodes(session, today=now.date(), episode_id=episode.id, now=now)
+    return episode

@@ -24,9 +24,12 @@ from sqlalchemy.orm import Session
 
 from services.accounts.models import Role, Team, User
 from services.accounts.passwords import hash_password
+from services.alerts.escalation import settle_history
 from services.alerts.evaluation import evaluate_episode_histories
+from services.alerts.operations import close_alerts_of_ended_episodes
 from services.clients.models import Appointment, Client, Episode
 from services.clients.operations import CHECK_IN_AFTER
+from services.config import Settings
 from services.db import Database
 from services.demo.names import client_code, synthetic_name
 from services.demo.trajectories import ClientCourse, client_course, outcome_items
@@ -222,6 +225,16 @@ def seed_demo(
         for key, value in counts.items():
             totals[key] += value
     with database.unit_of_work() as session:
+        # The history's alerts are history: those of ended episodes are closed, and those past their escalation
+        # deadline count as escalated at the time, so the first scheduler pass does not escalate months at once.
+        close_alerts_of_ended_episodes(session, today=today, now=now)
+        defaults = Settings()
+        settle_history(
+            session,
+            now=now,
+            ack_window=timedelta(hours=defaults.ack_window_hours),
+            risk_window=timedelta(minutes=defaults.risk_window_minutes),
+        )
         # Upcoming sessions get their invitations now, as the every-minute job would (sent by the worker).
         dispatch_invitations(session, policy=InvitationPolicy(), now=now)
     return SeedSummary(teams=n_teams, staff=staff_count, clients=clients, **totals)

@@ -58,6 +58,18 @@ TEMPLATES: dict[str, MessageTemplate] = {
             "Ábralo aquí: {link}\n",
         },
     ),
+    "escalation_digest": MessageTemplate(
+        subject={
+            "en": "Rapport: {count} items need attention",
+            "es": "Rapport: {count} elementos necesitan atención",
+        },
+        body={
+            "en": "{count} items in Rapport have not been acknowledged in time and were passed to you as {role}.\n\n"
+            "Open them here: {link}\n",
+            "es": "{count} elementos de Rapport no se revisaron a tiempo y se le han pasado como {role}.\n\n"
+            "Ábralos aquí: {link}\n",
+        },
+    ),
     "review_due": MessageTemplate(
         subject={"en": "A case review is due in Rapport", "es": "Una revisión de caso vence en Rapport"},
         body={
