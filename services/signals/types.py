@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from services.i18n import N_
+
 RUPTURE_DEV: Final = "RUPTURE_DEV"
 RUPTURE_DROP: Final = "RUPTURE_DROP"
 TENSION: Final = "TENSION"
@@ -52,21 +54,21 @@ SEVERITY: Final[Mapping[str, str]] = {
     REPAIRED: "info",
 }
 
-# Where each rule comes from; "design" rules are ours and the UI must say so.
+# Where each rule comes from (msgids: pages translate them); "design" rules are ours and the UI must say so.
 SOURCES: Final[Mapping[str, str]] = {
-    RUPTURE_DEV: "Stiles et al. 2004; Strauss et al. 2006; SD floor after Gumz et al. 2012",
-    RUPTURE_DROP: "Jacobson & Truax 1991 (reliable change on the alliance score)",
-    TENSION: "post-session questionnaire tradition (Safran & Muran)",
+    RUPTURE_DEV: N_("Stiles et al. 2004; Strauss et al. 2006; SD floor after Gumz et al. 2012"),
+    RUPTURE_DROP: N_("Jacobson & Truax 1991 (reliable change on the alliance score)"),
+    TENSION: N_("post-session questionnaire tradition (Safran & Muran)"),
     COMPONENT_DROP: "design",
     PERSPECTIVE_GAP: "design",
-    LOW_ALLIANCE: "session-rating convention (total below 36 of 40)",
-    REPAIRED: "Stiles et al. 2004 (return to the prior level)",
+    LOW_ALLIANCE: N_("session-rating convention (total below 36 of 40)"),
+    REPAIRED: N_("Stiles et al. 2004 (return to the prior level)"),
     UNREPAIRED: "design",
     SILENT_AFTER_RUPTURE: "design",
-    RELIABLE_DETERIORATION: "Jacobson & Truax 1991",
-    NOT_ON_TRACK: "design (rational heuristic until the practice's expected-trajectory model is fitted)",
-    OFF_TRACK: "Finch, Lambert & Schaalje 2001 (expected trajectory fitted on the practice's data)",
-    RISK: "instrument risk item",
+    RELIABLE_DETERIORATION: N_("Jacobson & Truax 1991"),
+    NOT_ON_TRACK: N_("design (rational heuristic until the practice's expected-trajectory model is fitted)"),
+    OFF_TRACK: N_("Finch, Lambert & Schaalje 2001 (expected trajectory fitted on the practice's data)"),
+    RISK: N_("instrument risk item"),
 }
 
 

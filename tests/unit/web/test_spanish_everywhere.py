@@ -143,7 +143,7 @@ def demo(db: Database) -> Demo:
     now = datetime.now(UTC)
     seed_demo(db, clients=14, months=4, seed=11)
     with db.unit_of_work() as s:
-        s.execute(update(User).values(language="es"))
+        s.execute(update(User).values(language_choice="es"))
         s.execute(update(Client).values(language="es"))
         s.execute(update(Episode).values(goals=list(SPANISH_GOALS)))  # the clients' own words, in their language
         open_due_reviews(s, now=now + timedelta(days=30), policy=ReviewPolicy(), tz=UTC, settings=DEFAULT_SETTINGS)
