@@ -52,6 +52,9 @@ ENGLISH_WORD = re.compile(
     r"|an|on|in|if|than|can|which|who|when)(?![\w/@.-])"
 )
 ADDRESS = re.compile(r"\S*[/@]\S*")
+# Dates in prose are written the reader's way (Babel), never as ISO 8601 ("2026-11-30", "2026-11-30 14:00"); a
+# date-time with its T is a machine format shown as an example (the import page's CSV columns).
+ISO_DATE = re.compile(r"(?<![\w-])\d{4}-\d{2}-\d{2}(?: \d{2}:\d{2})?(?![\w:-])")
 
 
 class _Text(HTMLParser):
@@ -111,9 +114,10 @@ def fragments() -> dict[str, str]:
 
 
 def english_words(html: str) -> list[str]:
-    """Snippets of a page's visible text around English words (text written in English and never marked)."""
+    """Snippets of a page's visible text around English words (text never marked) and ISO dates."""
     text = ADDRESS.sub(" ", visible_text(html))
-    return sorted({text[max(0, m.start() - 30) : m.end() + 30].strip() for m in ENGLISH_WORD.finditer(text)})
+    found = [*ENGLISH_WORD.finditer(text), *ISO_DATE.finditer(text)]
+    return sorted({text[max(0, m.start() - 30) : m.end() + 30].strip() for m in found})
 
 
 def untranslated(html: str, fragments: dict[str, str]) -> list[str]:
