@@ -1171,12 +1171,16 @@ def _figure_table(groups: Sequence[tuple[str, Sequence[ClinicianFigures]]], min_
             f"Not shown by {who} this month, because no {who} had {min_n} or more cases for them: {names}. "
             "The figures for the whole report are in their sections above."
         )
+
+    def row(name: str, row_cells: tuple[Cell, ...]) -> Row:
+        shown = tuple(row_cells[i] for i in kept)
+        # A row of dashes says why in words: every rate rests on too few cases.
+        withheld = len(shown) > 1 and all(c.suppressed for c in shown[1:])
+        return Row(name, shown, f"fewer than {min_n} cases for every rate" if withheld else "")
+
     return FigureTable(
         headers=tuple(CLINICIAN_HEADERS[i] for i in kept),
-        groups=tuple(
-            RowGroup(label, tuple(Row(name, tuple(row[i] for i in kept)) for name, row in rows))
-            for label, rows in cells
-        ),
+        groups=tuple(RowGroup(label, tuple(row(name, r) for name, r in rows)) for label, rows in cells),
         note=note,
     )
 

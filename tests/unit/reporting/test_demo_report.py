@@ -6,6 +6,7 @@ and the PDF's text layer and the assembled HTML are read the way a reader would 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 from datetime import UTC, date, datetime
@@ -159,3 +160,31 @@ def test_the_practice_report_stays_within_its_page_budget(
     assert len(pages) <= MAX_PRACTICE_PAGES
     text = "\n".join(pages)
     assert not any(c.client_code in text for c in data.not_on_track)
+
+
+def test_a_clinician_with_too_few_cases_for_any_rate_is_explained_not_a_row_of_dashes() -> None:
+    sample = sample_monthly_data(3, clinicians=6)
+    tiny = dataclasses.replace(
+        sample.clinicians[0],
+        caseload=2,
+        invitations_sent=3,
+        invitations_completed=1,
+        episodes_assessed=1,
+        reliable_improvement=0,
+        reliable_deterioration=0,
+        recovery_eligible=1,
+        recovered=0,
+        partnership_sessions=2,
+        ruptures=0,
+        alliance_alerts_closed=0,
+        repaired=0,
+        clients_flagged=0,
+        not_on_track=0,
+    )
+    html = render_monthly_html(dataclasses.replace(sample, clinicians=(tiny, *sample.clinicians[1:])))
+    row = re.search(rf'<th scope="row">{re.escape(tiny.name)}(.*?)</tr>', html, re.S)
+    assert row, tiny.name
+    assert "fewer than 5 cases for every rate" in row.group(1)
+    others = [c.name for c in sample.clinicians[1:]]
+    assert all(f'<th scope="row">{name}</th>' in html for name in others)  # only that row is explained
+    assert all_suppressed_columns(html) == []
