@@ -173,9 +173,14 @@ def _month_figures(period: str, t: _Totals, ack_median: float | None) -> MonthFi
     )
 
 
+def _shown_not_on_track(rows: Iterable[NotOnTrackRow]) -> list[NotOnTrackRow]:
+    """The rows the report shows (and counts): an outcome alert with no outcome score at all has no trajectory."""
+    return [r for r in rows if r.first_score is not None or r.latest_score is not None]
+
+
 def _not_on_track(rows: Iterable[NotOnTrackRow], tz: ZoneInfo) -> tuple[NotOnTrackClient, ...]:
     out = []
-    for row in rows:
+    for row in _shown_not_on_track(rows):
         first = row.first_score if row.first_score is not None else row.latest_score
         latest = row.latest_score if row.latest_score is not None else row.first_score
         if first is None or latest is None:
@@ -399,6 +404,10 @@ def assemble_monthly(
         reviews_completed_late=d.reviews_completed_late,
         reviews_overdue=d.reviews_overdue,
     )
+    not_on_track_by_clinician: dict[int, int] = {}
+    for row in _shown_not_on_track(aggregates.not_on_track):
+        if row.clinician_id is not None:
+            not_on_track_by_clinician[row.clinician_id] = not_on_track_by_clinician.get(row.clinician_id, 0) + 1
     clinicians = []
     for (p, clinician_id), t in totals.items():
         if p != period or clinician_id is None:
@@ -419,6 +428,8 @@ def assemble_monthly(
                 alliance_alerts_closed=t.resolved.get("alliance", 0),
                 repaired=t.repaired.get("alliance", 0),
                 clients_flagged=t.clients_flagged,
+                not_on_track=not_on_track_by_clinician.get(clinician_id, 0),
+                team=aggregates.clinician_teams.get(clinician_id, ""),
             )
         )
     clinicians.sort(key=lambda c: (c.name.casefold(), c.name))
@@ -436,6 +447,9 @@ def assemble_monthly(
         trend=trend,
         methods=methods_for(signal_settings, risk_window_minutes, min_cell),
         min_cell=min_cell,
+        # The practice report counts clients per team and clinician; their codes are in the narrower reports.
+        list_clients=aggregates.scope.kind != "practice",
+        client_lists_in=aggregates.team_names,
     )
 
 

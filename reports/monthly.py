@@ -36,6 +36,14 @@ T = TypeVar("T")
 
 MIN_CELL: Final = 5
 TREND_MONTHS: Final = 12
+# A trend needs two months with a value to be a line; with fewer, the report says so instead of drawing it.
+MIN_TREND_POINTS: Final = 2
+NOT_ENOUGH_DATA: Final = "Not enough data to draw this chart"
+# At practice scope, beyond these many rows the per-clinician (then per-team) rows live in the team reports only,
+# so that the practice report stays within MAX_PRACTICE_PAGES at any practice size.
+CLINICIAN_ROWS_MAX: Final = 240
+TEAM_ROWS_MAX: Final = 80
+MAX_PRACTICE_PAGES: Final = 25
 COMPONENTS: Final = ("Rapport", "Mutual goals", "Realistic goals", "Shared responsibility")
 
 
@@ -250,6 +258,8 @@ class ClinicianFigures:
     alliance_alerts_closed: int
     repaired: int
     clients_flagged: int
+    not_on_track: int = 0  # clients flagged not on track at month end (the list's rows of this clinician)
+    team: str = ""
 
 
 @dataclass(frozen=True)
@@ -406,6 +416,10 @@ class MonthlyReportData:
     trend: tuple[MonthFigures, ...]  # oldest first, ending with the report's month; up to 12
     methods: MethodsData = field(default_factory=MethodsData)
     min_cell: int = MIN_CELL
+    # False at practice scope: the not-on-track clients are counted per team and clinician, and their codes are
+    # listed in the team and clinician reports named in client_lists_in.
+    list_clients: bool = True
+    client_lists_in: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         problems = check_report_data(self)
@@ -421,6 +435,8 @@ def _previous_period(period: str) -> str:
 def _walk_counts(obj: object, path: str, problems: list[str]) -> None:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         for f in dataclasses.fields(obj):
+            if f.name == "list_clients":
+                continue  # a switch, not a count
             _walk_counts(getattr(obj, f.name), f"{path}.{f.name}" if path else f.name, problems)
     elif isinstance(obj, tuple):
         for i, item in enumerate(obj):
@@ -489,6 +505,7 @@ def check_report_data(data: MonthlyReportData) -> list[str]:
         at_most(f"{c.name!r} ruptures", c.ruptures, c.partnership_sessions)
         at_most(f"{c.name!r} repaired", c.repaired, c.alliance_alerts_closed)
         at_most(f"{c.name!r} flagged", c.clients_flagged, c.caseload)
+        at_most(f"{c.name!r} not on track", c.not_on_track, c.caseload)
 
     # The summary page reads the last trend month: it must say what the detailed sections say.
     last = data.trend[-1]
@@ -572,6 +589,7 @@ class _Metric:
     value: Callable[[MonthFigures], float | None] | None = None
     chart_max: float | None = None
     note: str = ""
+    cases: str = ""  # what the denominator counts, for "not enough data" ("closed episodes")
 
 
 METRICS: Final = (
@@ -583,6 +601,7 @@ METRICS: Final = (
         lambda m: m.invitations_completed,
         lambda m: m.invitations_sent,
         note="of invitations sent",
+        cases="invitations sent",
     ),
     _Metric(
         "Reliable improvement",
@@ -590,14 +609,23 @@ METRICS: Final = (
         lambda m: m.reliable_improvement,
         lambda m: m.episodes_assessed,
         note="of closed episodes",
+        cases="closed episodes with scores",
     ),
-    _Metric("Recovery", "rate", lambda m: m.recovered, lambda m: m.recovery_eligible, note="of cases at start"),
+    _Metric(
+        "Recovery",
+        "rate",
+        lambda m: m.recovered,
+        lambda m: m.recovery_eligible,
+        note="of cases at start",
+        cases="closed episodes that were a case at the start",
+    ),
     _Metric(
         "Reliable deterioration",
         "rate",
         lambda m: m.reliable_deterioration,
         lambda m: m.episodes_assessed,
         note="of closed episodes",
+        cases="closed episodes with scores",
     ),
     _Metric("Mean Partnership score", "mean", value=lambda m: m.partnership_mean, note="0-40"),
     _Metric(
@@ -606,6 +634,7 @@ METRICS: Final = (
         lambda m: m.ruptures,
         lambda m: m.partnership_sessions,
         note="rated sessions",
+        cases="rated sessions",
     ),
     _Metric(
         "Ruptures repaired",
@@ -613,6 +642,7 @@ METRICS: Final = (
         lambda m: m.repaired,
         lambda m: m.alliance_alerts_closed,
         note="of alliance alerts closed",
+        cases="alliance alerts closed",
     ),
     _Metric(
         "Clients flagged",
@@ -620,8 +650,9 @@ METRICS: Final = (
         lambda m: m.clients_flagged,
         lambda m: m.active_clients,
         note="of active clients",
+        cases="active clients",
     ),
-    _Metric("Median time to acknowledge", "hours", value=lambda m: m.ack_median_hours),
+    _Metric("Median time to acknowledge", "hours", value=lambda m: m.ack_median_hours, cases="alert acknowledged"),
 )
 
 
@@ -675,7 +706,8 @@ def _tick_format(metric: _Metric) -> charts.ValueFormat:
     if metric.kind == "rate":
         return lambda v: format_percent(v)
     if metric.kind == "hours":
-        return lambda v: f"{format_number(v)} h"
+        # format_plain, not whole hours: an axis of 0, 0.5, 1 and 1.5 h must not read "0 h, 0 h, 1 h, 2 h".
+        return lambda v: f"{charts.format_plain(v)} h"
     return lambda v: charts.format_plain(v)
 
 
@@ -692,19 +724,23 @@ def key_figures(data: MonthlyReportData) -> list[KeyFigure]:
     rows = []
     for metric in METRICS:
         values = [_metric_value(metric, m, data.min_cell) for m in data.trend]
+        enough = sum(v is not None for v in values) >= MIN_TREND_POINTS
         rows.append(
             KeyFigure(
                 label=metric.label,
                 value=_metric_cell(metric, now, data.min_cell),
                 previous=_metric_cell(metric, before, data.min_cell),
                 change=_metric_change(metric, now, before, data.min_cell),
+                # An empty sparkline is a chart of nothing: the cell says so in words instead.
                 spark=charts.sparkline(
                     values,
                     title=f"{metric.label}, last {len(values)} months",
                     labels=labels,
                     value_format=_metric_format(metric),
                     y_range=(0.0, 1.0) if metric.kind == "rate" else None,
-                ),
+                )
+                if enough
+                else Markup(""),
                 note=metric.note,
             )
         )
@@ -727,11 +763,53 @@ def _trend_values(data: MonthlyReportData, metric: _Metric) -> list[charts.Trend
 
 @dataclass(frozen=True)
 class ChartBlock:
-    """A chart with its visible title and its text alternative."""
+    """A chart with its visible title and its text alternative; with empty set, a sentence stands in for the chart."""
 
     title: str
     svg: Markup
     text: str
+    empty: str = ""
+
+
+def no_chart(title: str, sentence: str) -> ChartBlock:
+    """A chart block that says in a sentence why there is no chart (never an empty set of axes)."""
+    return ChartBlock(title, Markup(""), sentence, empty=sentence)
+
+
+def _not_enough(reason: str) -> str:
+    return f"{NOT_ENOUGH_DATA}: {reason}"
+
+
+_MONTH_WORDS: Final = (
+    "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine", "Ten", "Eleven", "Twelve",
+)  # fmt: skip
+
+
+def trends_heading(months: int) -> str:
+    """The trends page's title for the months it shows ("Six-month trends", never twelve over six)."""
+    if 1 <= months <= len(_MONTH_WORDS):
+        return f"{_MONTH_WORDS[months - 1]}-month trends"
+    return f"Trends over {months} months"
+
+
+def _trend_requirement(metric: _Metric, min_n: int) -> str:
+    if metric.numerator is not None and metric.denominator is not None:
+        return f"{min_n} or more {metric.cases}"
+    if metric.kind == "hours":
+        return f"an {metric.cases}"
+    return "a value"
+
+
+def _no_trend(title: str, metric: _Metric, values: Sequence[charts.TrendValue], min_n: int) -> ChartBlock:
+    present = [v for v in values if v.value is not None]
+    needed = _trend_requirement(metric, min_n)
+    if not present:
+        reason = f"no month shown had {needed}."
+    else:
+        last = present[-1]
+        assert last.value is not None  # filtered above
+        reason = f"only {last.label} had {needed} ({_metric_format(metric)(last.value)})."
+    return no_chart(title, _not_enough(reason))
 
 
 TREND_PANELS: Final = (
@@ -756,6 +834,10 @@ def trend_panels(data: MonthlyReportData) -> list[ChartBlock]:
         metric = by_label[label]
         values = _trend_values(data, metric)
         fmt = _metric_format(metric)
+        title = f"{label} ({metric.note})" if metric.note else label
+        if sum(v.value is not None for v in values) < MIN_TREND_POINTS:
+            panels.append(_no_trend(title, metric, values, data.min_cell))
+            continue
         present = [v for tv in values for v in (tv.value, tv.hi) if v is not None]
         if metric.kind == "rate":
             y_min, y_max = 0.0, 1.0
@@ -763,8 +845,9 @@ def trend_panels(data: MonthlyReportData) -> list[ChartBlock]:
             y_min, y_max = 0.0, 40.0
         else:
             y_min, y_max = 0.0, charts.nice_ceiling(max(present, default=1.0) * 1.1, 4)
+            if metric.kind == "hours":
+                y_max = max(y_max, 1.0)  # ticks of at least a quarter of an hour
         reference = charts.Threshold(0.15, "usual target 15%") if label == "Clients flagged" else None
-        title = f"{label} ({metric.note})" if metric.note else label
         panels.append(
             ChartBlock(
                 title=title,
@@ -816,6 +899,7 @@ def _count(n: int) -> Cell:
 def _engagement(data: MonthlyReportData) -> dict[str, Any]:
     rows = []
     min_n = data.min_cell
+    month = format_month(data.period)
     for ch in sorted(data.engagement, key=lambda c: (c.channel.casefold(), c.channel)):
         rows.append(
             Row(
@@ -853,11 +937,14 @@ def _engagement(data: MonthlyReportData) -> dict[str, Any]:
             iv = wilson_interval(c.invitations_completed, c.invitations_sent)
             bars.append(charts.Bar(c.name, c.invitations_completed / c.invitations_sent, iv.lo, iv.hi))
         title = "Completion rate by clinician (sorted by name, not ranked)"
-        chart = ChartBlock(
-            title,
-            charts.bar_chart(bars, title=title, x_max=1.0, value_format=format_percent, width=660),
-            charts.bar_text(bars, title=title, value_format=format_percent),
-        )
+        if all(b.value is None for b in bars):
+            chart = no_chart(title, _not_enough(f"no clinician sent {min_n} or more invitations in {month}."))
+        else:
+            chart = ChartBlock(
+                title,
+                charts.bar_chart(bars, title=title, x_max=1.0, value_format=format_percent, width=660),
+                charts.bar_text(bars, title=title, value_format=format_percent),
+            )
     else:
         edges = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0001)
         shown = [c for c in clinicians if c.invitations_sent >= min_n]
@@ -868,11 +955,14 @@ def _engagement(data: MonthlyReportData) -> dict[str, Any]:
             bars.append(charts.Bar(label, float(count)))
         title = f"Clinicians by completion rate ({len(shown)} with {min_n} or more invitations)"
         x_max = charts.nice_ceiling(max((b.value or 0.0 for b in bars), default=1.0))
-        chart = ChartBlock(
-            title,
-            charts.bar_chart(bars, title=title, x_max=x_max, value_format=format_number, width=660),
-            charts.bar_text(bars, title=title, value_format=format_number),
-        )
+        if not shown:
+            chart = no_chart(title, _not_enough(f"no clinician sent {min_n} or more invitations in {month}."))
+        else:
+            chart = ChartBlock(
+                title,
+                charts.bar_chart(bars, title=title, x_max=x_max, value_format=format_number, width=660),
+                charts.bar_text(bars, title=title, value_format=format_number),
+            )
     return {"rows": rows, "total": total, "chart": chart}
 
 
@@ -897,14 +987,19 @@ def _outcomes(data: MonthlyReportData) -> dict[str, Any]:
     not_on_track = sorted(
         data.not_on_track, key=lambda c: (c.clinician.casefold(), c.clinician, c.client_code, c.flagged_on)
     )
-    return {
-        "o": o,
-        "rows": table,
-        "chart": ChartBlock(
+    if all(b.value is None for b in bars):
+        reason = f"fewer than {min_n} episodes with scores closed in {format_month(data.period)}."
+        chart = no_chart(title, _not_enough(reason))
+    else:
+        chart = ChartBlock(
             title,
             charts.bar_chart(bars, title=title, x_max=1.0, value_format=format_percent, width=660),
             charts.bar_text(bars, title=title, value_format=format_percent),
-        ),
+        )
+    return {
+        "o": o,
+        "rows": table,
+        "chart": chart,
         "checkpoint": _fact(
             "Flagged not on track at the checkpoint",
             rate_cell(o.checkpoint_flagged, o.checkpoint_episodes, min_n=min_n),
@@ -946,6 +1041,9 @@ def _alliance(data: MonthlyReportData) -> dict[str, Any]:
     bars = [charts.Bar(name, float(drops.get(name, 0))) for name in names]
     top = max((b.value or 0.0 for b in bars), default=0.0)
     title = "Component drops, by the Partnership Check component that fell"
+    if top <= 0:  # four bars of zero say nothing a sentence cannot
+        sentence = f"No Partnership Check component fell below the client's own level in {format_month(data.period)}."
+        return {"facts": facts, "chart": no_chart(title, sentence)}
     chart = charts.bar_chart(
         bars,
         title=title,
@@ -1003,31 +1101,144 @@ def _sorted_clinicians(clinicians: Sequence[ClinicianFigures]) -> list[Clinician
     return sorted(clinicians, key=lambda c: (c.name.casefold(), c.name))
 
 
-def _clinician_rows(data: MonthlyReportData) -> list[Row]:
-    min_n = data.min_cell
-    rows = []
-    for c in _sorted_clinicians(data.clinicians):
-        rows.append(
-            Row(
-                c.name,
-                (
-                    _count(c.caseload),
-                    rate_cell(c.invitations_completed, c.invitations_sent, min_n=min_n),
-                    rate_cell(c.reliable_improvement, c.episodes_assessed, min_n=min_n),
-                    rate_cell(c.recovered, c.recovery_eligible, min_n=min_n),
-                    rate_cell(c.reliable_deterioration, c.episodes_assessed, min_n=min_n),
-                    rate_cell(c.ruptures, c.partnership_sessions, min_n=min_n, per=100),
-                    rate_cell(c.repaired, c.alliance_alerts_closed, min_n=min_n),
-                    rate_cell(c.clients_flagged, c.caseload, min_n=min_n),
-                ),
-            )
+CLINICIAN_HEADERS: Final = (
+    "Caseload",
+    "Completion",
+    "Reliable improve\u00adment",
+    "Recovery",
+    "Reliable deterio\u00adration",
+    "Ruptures per 100 sessions",
+    "Ruptures repaired",
+    "Clients flagged",
+    "Not on track now",
+)
+NO_TEAM: Final = "No team"
+
+
+@dataclass(frozen=True)
+class RowGroup:
+    """Rows under one heading (a team), or ungrouped when the label is empty."""
+
+    label: str
+    rows: tuple[Row, ...]
+
+
+@dataclass(frozen=True)
+class FigureTable:
+    """A table of clinicians or teams: the columns shown, the rows in groups, and a note on what is left out."""
+
+    headers: tuple[str, ...]
+    groups: tuple[RowGroup, ...]
+    note: str = ""
+
+
+def count_cell(successes: int, n: int, *, min_n: int = MIN_CELL) -> Cell:
+    """A count with its share of n and the share's 95% interval beneath, suppressed below min_n cases."""
+    if suppress_small(n, True, min_n) is SUPPRESSED:
+        return Cell(DASH, suppressed=True, basis=f"n = {n}")
+    interval = wilson_interval(successes, n)
+    return Cell(
+        f"{format_number(successes)} ({format_percent(successes / n)})",
+        f"({format_interval((interval.lo, interval.hi))})",
+        basis=f"{format_number(successes)} of {format_number(n)}",
+    )
+
+
+def _figure_cells(c: ClinicianFigures, min_n: int) -> tuple[Cell, ...]:
+    return (
+        _count(c.caseload),
+        rate_cell(c.invitations_completed, c.invitations_sent, min_n=min_n),
+        rate_cell(c.reliable_improvement, c.episodes_assessed, min_n=min_n),
+        rate_cell(c.recovered, c.recovery_eligible, min_n=min_n),
+        rate_cell(c.reliable_deterioration, c.episodes_assessed, min_n=min_n),
+        rate_cell(c.ruptures, c.partnership_sessions, min_n=min_n, per=100),
+        rate_cell(c.repaired, c.alliance_alerts_closed, min_n=min_n),
+        rate_cell(c.clients_flagged, c.caseload, min_n=min_n),
+        count_cell(c.not_on_track, c.caseload, min_n=min_n),
+    )
+
+
+def _figure_table(groups: Sequence[tuple[str, Sequence[ClinicianFigures]]], min_n: int, who: str) -> FigureTable:
+    """Rows of figures; a column suppressed in every row is left out, and a sentence says which and why."""
+    cells = [(label, [(c.name, _figure_cells(c, min_n)) for c in members]) for label, members in groups]
+    every = [row for _, rows in cells for _, row in rows]
+    dropped = {i for i in range(1, len(CLINICIAN_HEADERS)) if every and all(row[i].suppressed for row in every)}
+    kept = [i for i in range(len(CLINICIAN_HEADERS)) if i not in dropped]
+    note = ""
+    if dropped:
+        names = ", ".join(CLINICIAN_HEADERS[i].replace("\u00ad", "") for i in sorted(dropped))
+        note = (
+            f"Not shown by {who} this month, because no {who} had {min_n} or more cases for them: {names}. "
+            "The figures for the whole report are in their sections above."
         )
-    return rows
+
+    def row(name: str, row_cells: tuple[Cell, ...]) -> Row:
+        shown = tuple(row_cells[i] for i in kept)
+        # A row of dashes says why in words: every rate rests on too few cases.
+        withheld = len(shown) > 1 and all(c.suppressed for c in shown[1:])
+        return Row(name, shown, f"fewer than {min_n} cases for every rate" if withheld else "")
+
+    return FigureTable(
+        headers=tuple(CLINICIAN_HEADERS[i] for i in kept),
+        groups=tuple(RowGroup(label, tuple(row(name, r) for name, r in rows)) for label, rows in cells),
+        note=note,
+    )
+
+
+_SUMMED: Final = tuple(f.name for f in dataclasses.fields(ClinicianFigures) if f.name not in ("name", "team"))
+
+
+def _by_team(clinicians: Sequence[ClinicianFigures]) -> dict[str, list[ClinicianFigures]]:
+    teams: dict[str, list[ClinicianFigures]] = {}
+    for c in _sorted_clinicians(clinicians):
+        teams.setdefault(c.team or NO_TEAM, []).append(c)
+    return dict(sorted(teams.items(), key=lambda kv: (kv[0] == NO_TEAM, kv[0].casefold(), kv[0])))
+
+
+def team_figures(clinicians: Sequence[ClinicianFigures]) -> list[ClinicianFigures]:
+    """Each team's figures as sums over its clinicians (sorted by team name)."""
+    return [
+        ClinicianFigures(name=team, team=team, **{f: sum(getattr(c, f) for c in members) for f in _SUMMED})
+        for team, members in _by_team(clinicians).items()
+    ]
+
+
+def _clinician_tables(data: MonthlyReportData) -> dict[str, Any]:
+    """The by-clinician table; at practice scope also the by-team table, each within the practice page budget."""
+    min_n = data.min_cell
+    clinicians = _sorted_clinicians(data.clinicians)
+    practice = not data.list_clients
+    teams = _by_team(clinicians)
+    grouped = practice and len(teams) > 1
+    out: dict[str, Any] = {"teams": None, "clinicians": None, "rows_note": "", "practice": practice}
+    if practice and any(c.team for c in clinicians):
+        if len(teams) <= TEAM_ROWS_MAX:
+            out["teams"] = _figure_table([("", team_figures(clinicians))], min_n, "team")
+        else:
+            out["rows_note"] = f"With {len(teams)} teams, each team's figures are in its own report."
+    if practice and len(clinicians) > CLINICIAN_ROWS_MAX:
+        rows_note = f"With {len(clinicians)} clinicians, each clinician's row is in their team's report."
+        out["rows_note"] = f"{out['rows_note']} {rows_note}".strip()
+        return out
+    groups = list(teams.items()) if grouped else [("", clinicians)]
+    out["clinicians"] = _figure_table(groups, min_n, "clinician")
+    return out
+
+
+def _where_listed(data: MonthlyReportData) -> str:
+    names = data.client_lists_in
+    teams = f" ({', '.join(names)})" if 0 < len(names) <= 12 else ""
+    return (
+        "This practice report lists no clients: each team's and clinician's count of clients not on track is under "
+        f"By team and clinician, and the clients themselves are listed by pseudonymous code in the team "
+        f"reports{teams} and in each clinician's report."
+    )
 
 
 def _attention(data: MonthlyReportData) -> list[Fact]:
     w, a = data.workflow, data.alliance
     outside = w.risk_alerts - w.risk_within_window
+    listed = "listed by client code under Outcomes" if data.list_clients else "counted by team and clinician"
     return [
         Fact(
             "Risk alerts",
@@ -1038,7 +1249,7 @@ def _attention(data: MonthlyReportData) -> list[Fact]:
         ),
         Fact("Reviews overdue", format_number(w.reviews_overdue), "case reviews past their due date at month end"),
         Fact("Unrepaired ruptures", format_number(a.unrepaired_open), "open past the repair window"),
-        Fact("Not on track now", format_number(len(data.not_on_track)), "listed by client code under Outcomes"),
+        Fact("Not on track now", format_number(len(data.not_on_track)), listed),
         Fact("Escalations", format_number(w.escalations), "alerts escalated in the month"),
     ]
 
@@ -1059,18 +1270,11 @@ def report_context(data: MonthlyReportData) -> dict[str, Any]:
         "outcomes": _outcomes(data),
         "alliance": _alliance(data),
         "workflow": _workflow(data),
-        "clinicians": _clinician_rows(data),
-        "clinician_headers": (
-            "Caseload",
-            "Completion",
-            "Reliable improve\u00adment",
-            "Recovery",
-            "Reliable deterio\u00adration",
-            "Ruptures per 100 sessions",
-            "Ruptures repaired",
-            "Clients flagged",
-        ),
-        "trends": trend_panels(data),
+        "tables": _clinician_tables(data),
+        "where_listed": "" if data.list_clients else _where_listed(data),
+        "trends_heading": trends_heading(len(data.trend)),
+        "trend_months": len(data.trend),
+        "trends": trend_panels(data) if len(data.trend) >= MIN_TREND_POINTS else [],
         "methods": data.methods,
     }
 
@@ -1154,8 +1358,13 @@ def sample_monthly_data(
     not_on_track: int = 9,
     practice_name: str = "Riverside Talking Therapies (demo)",
     scope_label: str = "Whole practice",
+    list_clients: bool = True,
+    team_size: int = 8,
 ) -> MonthlyReportData:
-    """Build a consistent, entirely synthetic report for tests and previews (same seed, same data)."""
+    """Build a consistent, entirely synthetic report for tests and previews (same seed, same data).
+
+    With list_clients False it is a practice report: clinicians in teams of team_size, clients counted, not listed.
+    """
     if clinicians < 1:
         raise ValueError("a sample practice needs at least one clinician")
     rng = random.Random(seed)  # noqa: S311 - synthetic data, not security
@@ -1326,11 +1535,22 @@ def sample_monthly_data(
                 status=rng.choice(_STATUSES),
             )
         )
+    per_clinician: dict[str, int] = {}
+    for client in flagged:
+        per_clinician[client.clinician] = per_clinician.get(client.clinician, 0) + 1
+    rows = [
+        dataclasses.replace(
+            r, not_on_track=min(per_clinician.get(r.name, 0), r.caseload), team=f"Team {i // team_size + 1}"
+        )
+        for i, r in enumerate(rows)
+    ]
     return MonthlyReportData(
         practice_name=practice_name,
         scope_label=scope_label,
         period=period,
         generated_on=last_day + timedelta(days=1),
+        list_clients=list_clients,
+        client_lists_in=tuple(sorted({r.team for r in rows})) if not list_clients else (),
         engagement=tuple(channels),
         outcomes=outcomes,
         not_on_track=tuple(flagged),

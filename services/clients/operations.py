@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -342,7 +342,7 @@ def check_in_appointment(session: Session, *, appointment_id: int, now: datetime
 def end_episode(
     session: Session, *, episode_id: int, ended_on: date, actor_id: int | None = None, now: datetime | None = None
 ) -> Episode:
-    """End an episode of care (audited); its open alerts close as "episode ended" once the end date has come."""
+    """End an episode of care (audited): later sessions are cancelled, open alerts close as "episode ended"."""
     episode = session.get(Episode, episode_id)
     if episode is None:
         raise ClientError("No such episode.")
@@ -352,6 +352,16 @@ def end_episode(
         raise ClientError("An episode cannot end before it started.")
     episode.ended_on = ended_on
     session.flush()
+    now = now or utcnow()
+    later = session.scalars(
+        select(Appointment.id).where(
+            Appointment.episode_id == episode.id,
+            Appointment.status == "scheduled",
+            Appointment.starts_at >= max(now, datetime.combine(ended_on + timedelta(days=1), time.min, tzinfo=UTC)),
+        )
+    )
+    for appointment_id in list(later):
+        cancel_appointment(session, appointment_id=appointment_id, reason="episode ended", now=now)
     record_event(
         session,
         action="episode_ended",
@@ -361,6 +371,5 @@ def end_episode(
         client_id=episode.client_id,
         detail={"ended_on": ended_on.isoformat()},
     )
-    now = now or utcnow()
     close_alerts_of_ended_episodes(session, today=now.date(), episode_id=episode.id, now=now)
     return episode

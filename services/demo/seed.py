@@ -35,6 +35,8 @@ from services.demo.names import client_code, synthetic_name
 from services.demo.trajectories import ClientCourse, client_course, outcome_items
 from services.measures import load_instrument, score_administration
 from services.practice.crisis import seed_demo_crisis_info
+from services.reporting.operations import request_report
+from services.reporting.periods import PRACTICE, month_just_ended
 from services.signals import DEFAULT_SETTINGS
 from services.surveys.administrations import score_to_json
 from services.surveys.invitations import dispatch_invitations
@@ -237,6 +239,9 @@ def seed_demo(
         )
         # Upcoming sessions get their invitations now, as the every-minute job would (sent by the worker).
         dispatch_invitations(session, policy=InvitationPolicy(), now=now)
+        # Last month's practice report, so the manager's reports page has one: a pending row the worker renders as
+        # soon as it starts (reconcile re-drives it), through the same path as the monthly job's reports.
+        request_report(session, scope=PRACTICE, period=month_just_ended(now, tz), now=now)
     return SeedSummary(teams=n_teams, staff=staff_count, clients=clients, **totals)
 
 

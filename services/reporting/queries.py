@@ -172,6 +172,7 @@ class NotOnTrackRow:
     flagged_at: datetime
     rule_kinds: tuple[str, ...]
     acknowledged: bool
+    clinician_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -217,6 +218,8 @@ class MonthlyAggregates:
     detail: MonthDetail
     not_on_track: tuple[NotOnTrackRow, ...]
     timings: dict[str, float] = field(default_factory=dict, compare=False)
+    clinician_teams: dict[int, str] = field(default_factory=dict)  # clinician id -> current team's name
+    team_names: tuple[str, ...] = ()  # every team of the practice, by name (the team reports)
 
     @property
     def period(self) -> str:
@@ -874,6 +877,7 @@ def not_on_track_rows(session: Session, scope: ReportScope, month: Month) -> lis
             opening.instrument_code,
             Client.code,
             User.name,
+            User.id.label("clinician_id"),
         )
         .select_from(Alert)
         .join(Episode, Episode.id == Alert.episode_id)
@@ -960,6 +964,7 @@ def not_on_track_rows(session: Session, scope: ReportScope, month: Month) -> lis
                 flagged_at=row.opened_at,
                 rule_kinds=tuple(kinds.get(int(opened_by), ())) if opened_by is not None else (),
                 acknowledged=row.acknowledged_at is not None and row.acknowledged_at < month.end,
+                clinician_id=int(row.clinician_id),
             )
         )
     return out
@@ -970,6 +975,21 @@ def clinician_names(session: Session, ids: Sequence[int]) -> dict[int, str]:
     if not ids:
         return {}
     return {int(i): str(n) for i, n in session.execute(select(User.id, User.name).where(User.id.in_(sorted(ids))))}
+
+
+def clinician_teams(session: Session, ids: Sequence[int]) -> dict[int, str]:
+    """The current team's name of each clinician that has one."""
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(User.id, Team.name).join(Team, Team.id == User.team_id).where(User.id.in_(sorted(ids)))
+    )
+    return {int(i): str(n) for i, n in rows}
+
+
+def team_names(session: Session) -> tuple[str, ...]:
+    """Every team's name, sorted."""
+    return tuple(str(n) for n in session.scalars(select(Team.name).order_by(Team.name, Team.id)))
 
 
 def monthly_aggregates(
@@ -1011,6 +1031,8 @@ def monthly_aggregates(
         if c.clinician_id is not None
     }
     names = clinician_names(session, sorted(ids))
+    teams = clinician_teams(session, sorted(ids)) if scope.kind == "practice" else {}
+    all_teams = team_names(session) if scope.kind == "practice" else ()
     return MonthlyAggregates(
         scope=scope,
         scope_label=label,
@@ -1026,6 +1048,8 @@ def monthly_aggregates(
         detail=detail,
         not_on_track=tuple(not_on_track),
         timings=timings,
+        clinician_teams=teams,
+        team_names=all_teams,
     )
 
 

@@ -20,6 +20,7 @@ from services.accounts.models import User
 from services.clients.models import Appointment, Episode
 from services.db import Database
 from services.demo.seed import DEMO_LOGINS, DEMO_PASSWORD
+from tests.e2e.conftest import PHONE
 from tests.embedded import Embedded, embedded_instance
 
 # gunicorn's access log line: ... "GET /path HTTP/1.1" 200 ...
@@ -143,3 +144,102 @@ def test_admin_deactivates_a_user_whose_open_session_then_ends(
         assert "/login" in theirs.url  # and they cannot sign in again
     finally:
         other.close()
+
+
+def _local_now() -> datetime:
+    from zoneinfo import ZoneInfo
+
+    return datetime.now(ZoneInfo("Europe/London"))  # the demo practice's zone (the default RAPPORT_TIMEZONE)
+
+
+def test_a_spanish_speaking_client_from_enrolment_to_a_resolved_risk_alert(
+    embedded: Embedded, database: Database, browser: Any, desk: Any, screenshots: Path
+) -> None:
+    with database.read_only_session() as session:
+        clinician = session.scalars(select(User).where(User.email == DEMO_LOGINS["clinician"])).one()
+
+    # Front desk: enrol, open an episode with the demo clinician, book a session later today, hand out a link.
+    sign_in(desk, embedded.url, DEMO_LOGINS["front_desk"])
+    desk.goto(f"{embedded.url}/frontdesk/clients/new")
+    desk.fill('input[name="first_name"]', "Lucía")
+    desk.fill('input[name="last_name"]', "Quenvarra")
+    desk.fill('input[name="email"]', "lucia.quenvarra@example.test")
+    desk.select_option('select[name="language"]', "es")
+    desk.check('input[name="consent_email"]')
+    with desk.expect_navigation():
+        desk.click('button:has-text("Enrol the client")')
+    assert "/episodes/new" in desk.url, desk.url
+    desk.select_option('select[name="clinician_id"]', str(clinician.id))
+    desk.fill('input[name="goal_1"]', "Dormir toda la noche")
+    with desk.expect_navigation():
+        desk.click('button:has-text("Open the episode")')
+    assert "/appointments/new" in desk.url, desk.url
+    starts = _local_now() + timedelta(hours=1)
+    desk.fill('input[name="day"]', starts.date().isoformat())
+    desk.fill('input[name="at"]', starts.strftime("%H:%M"))
+    with desk.expect_navigation():
+        desk.click('button:has-text("Add the appointment")')
+    assert "/frontdesk/clients/" in desk.url, desk.url
+    with desk.expect_navigation():
+        desk.click('button:has-text("Copy a survey link")')
+    link = (desk.text_content("#survey-link") or "").strip()
+    assert link.startswith(f"{embedded.url}/s/"), link
+    assert desk.locator("figure.qr svg").count() == 1
+    desk.screenshot(path=str(screenshots / "frontdesk-link.png"), full_page=True)
+
+    # The client, on a 390-px phone: PHQ-9 with item 9 above 0, then the crisis information at once, in Spanish.
+    context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+    phone = context.new_page()
+    try:
+        phone.goto(link)
+        assert phone.get_attribute("html", "lang") == "es"
+        for name in phone.eval_on_selector_all('input[type="radio"]', "els => [...new Set(els.map(e => e.name))]"):
+            value = "1" if name == "phq9_9" else "0"
+            phone.tap(f'label:has(input[name="{name}"][value="{value}"])')
+        with phone.expect_navigation():
+            phone.tap('button[name="action"][value="next"]')
+        crisis = phone.locator("#crisis")
+        assert crisis.is_visible()
+        assert crisis.locator('a[href^="tel:"]').count() >= 1
+        assert "Nadie" in (crisis.text_content() or "")  # the reminder that nobody watches, in Spanish
+        assert phone.locator('input[name="state"]').count() == 1  # before the rest of the survey
+        phone.screenshot(path=str(screenshots / "survey-es-crisis.png"), full_page=True)
+        for _step in range(6):
+            if phone.locator('input[name="state"]').count() == 0:
+                break
+            for name in phone.eval_on_selector_all('input[type="radio"]', "els => [...new Set(els.map(e => e.name))]"):
+                phone.locator(f'label:has(input[name="{name}"])').last.tap()
+            with phone.expect_navigation():
+                phone.tap('button[name="action"][value="next"]')
+        assert phone.locator('input[name="state"]').count() == 0
+        assert phone.locator('#crisis a[href^="tel:"]').count() >= 1  # again on the thank-you page
+        phone.screenshot(path=str(screenshots / "survey-es-thanks.png"), full_page=True)
+    finally:
+        context.close()
+
+    # The clinician: the risk alert names the question and the answer, they contact the client and resolve it.
+    desk.context.clear_cookies()  # the front desk has left; the clinician signs in on the same computer
+    sign_in(desk, embedded.url, DEMO_LOGINS["clinician"])
+    deadline = datetime.now(UTC) + timedelta(seconds=90)
+    while True:
+        desk.goto(f"{embedded.url}/clinician/alerts")
+        row = desk.locator('a:has-text("Quenvarra")')
+        if row.count():
+            break
+        assert datetime.now(UTC) < deadline, "the risk alert did not appear within 90 s"
+        desk.wait_for_timeout(1000)
+    with desk.expect_navigation():
+        row.first.click()
+    page = desk.text_content("main") or ""
+    assert "better off dead" in page, "the risk item's question is not shown"
+    assert "Several days" in page, "the chosen answer is not shown"
+    assert "phq9_9" not in page
+    desk.check('input[name="step"][value="contacted_client"]')
+    desk.fill('form[action$="/steps"] textarea', "Phoned her; she is safe tonight and has the crisis numbers.")
+    desk.click('form[action$="/steps"] button[type="submit"]')  # htmx swaps the panel in place
+    desk.wait_for_selector("#alert-panel .flash-success", timeout=10000)
+    desk.click('summary:has-text("Resolve the alert")')
+    desk.check('input[name="reason"][value="contacted_client"]')
+    desk.click('form[action$="/resolve"] button[type="submit"]')
+    desk.wait_for_selector('#alert-panel .alert-state:has-text("Resolved")', timeout=10000)
+    desk.screenshot(path=str(screenshots / "clinician-risk-resolved.png"), full_page=True)

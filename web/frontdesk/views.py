@@ -6,7 +6,7 @@ score. Appointment pages are in appointments.py, imports in calendar_import.py (
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TypedDict
 
 from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
@@ -17,15 +17,21 @@ from werkzeug.wrappers import Response
 from services.accounts.models import Role
 from services.audit.operations import record_client_view
 from services.clients.models import Client
-from services.clients.operations import ClientError, create_client, open_episode, update_client
+from services.clients.operations import ClientError, create_client, end_episode, open_episode, update_client
 from services.clients.phones import display_phone, example_number
-from services.clients.queries import get_client_for, get_client_record, list_clinicians, list_roster
+from services.clients.queries import (
+    get_client_for,
+    get_client_record,
+    get_episode_for,
+    list_clinicians,
+    list_roster,
+)
 from services.surveys.protocols import get_default_protocol, list_protocols
 from services.surveys.queries import invitation_funnel, list_invitations
 from web.access import allow
 from web.app import current_settings
 from web.frontdesk.common import audit, check_in_window, local_today, page_arg
-from web.frontdesk.forms import ClientForm, EpisodeForm
+from web.frontdesk.forms import ActionForm, ClientForm, EpisodeForm
 from web.htmx import wants_fragment
 from web.i18n import translate
 from web.limiter import client_ip
@@ -221,6 +227,36 @@ def new_episode(client_id: int) -> Response | tuple[str, int]:
     return render_template("frontdesk/episode_form.html", form=form, client=client), status
 
 
+@bp.post("/episodes/<int:episode_id>/end")
+@allow(Role.FRONT_DESK)
+def finish_episode(episode_id: int) -> Response:
+    """End an episode of care on a date (today unless given); its open alerts close as "episode ended"."""
+    episode = get_episode_for(db_session(), current_account(), episode_id)
+    if episode is None:
+        abort(404)
+    back = url_for("frontdesk.client", client_id=episode.client_id)
+    form = ActionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    raw = request.form.get("ended_on", "").strip()
+    try:
+        ended_on = date.fromisoformat(raw) if raw else local_today()
+    except ValueError:
+        flash(_("Give the last day of the episode as a date."), "error")
+        return redirect(back, code=303)
+    if ended_on > local_today():
+        flash(_("An episode can only be ended today or on a past day."), "error")
+        return redirect(back, code=303)
+    try:
+        end_episode(db_session(), episode_id=episode.id, ended_on=ended_on, actor_id=current_account().id)
+    except ClientError as exc:
+        flash(str(exc), "error")
+        return redirect(back, code=303)
+    commit()
+    flash(_("The episode has ended. Its open alerts were closed and no more surveys will be sent for it."), "success")
+    return redirect(back, code=303)
+
+
 @bp.get("/clients/<int:client_id>")
 @allow(Role.FRONT_DESK)
 def client(client_id: int) -> str:
@@ -239,6 +275,7 @@ def client(client_id: int) -> str:
         phone=display_phone(record.client.phone) if record.client.phone else None,
         check_in_window=check_in_window(),
         here=url_for("frontdesk.client", client_id=client_id),
+        today=local_today(),
     )
     commit()  # nothing is shown unless the audit event is stored
     return html

@@ -450,3 +450,41 @@ def test_other_roles_cannot_use_front_desk_pages(
     ):
         assert client.get(path).status_code == 403, path
     assert client.post(f"/frontdesk/appointments/{booking.appointment.id}/cancel").status_code == 403
+
+
+def test_ending_an_episode_from_the_record_cancels_later_sessions_and_closes_its_alerts(
+    client: FlaskClient, signed_in: Callable[..., User], session: Session, book: Callable[..., Booking]
+) -> None:
+    from services.alerts.models import Alert
+
+    signed_in("front_desk")
+    booking = book(starts_in=timedelta(days=3))
+    dispatch_invitations(session, policy=POLICY, now=utcnow() + timedelta(days=2, hours=12))
+    alert = Alert(episode_id=booking.episode.id, kind="outcome", status="open", summary="PHQ-9 not on track")
+    session.add(alert)
+    session.commit()
+    record = f"/frontdesk/clients/{booking.client.id}"
+    page = client.get(record).get_data(as_text=True)
+    assert "End this episode" in page
+
+    future = (utcnow() + timedelta(days=2)).date().isoformat()
+    refused = post_form(client, f"/frontdesk/episodes/{booking.episode.id}/end", {"ended_on": future}, page=record)
+    assert refused.status_code == 303
+    session.expire_all()
+    assert booking.episode.ended_on is None
+    assert post_form(client, "/frontdesk/episodes/999999/end", {}, page=record).status_code == 404
+    assert client.post(f"/frontdesk/episodes/{booking.episode.id}/end").status_code == 400  # no CSRF token
+
+    ended = post_form(client, f"/frontdesk/episodes/{booking.episode.id}/end", {}, page=record)
+    assert ended.status_code == 303
+    assert ended.headers["Location"] == record
+    session.expire_all()
+    assert booking.episode.ended_on is not None
+    assert booking.appointment.status == "cancelled"
+    assert all(
+        row.status == "cancelled"
+        for row in session.scalars(select(Invitation).where(Invitation.appointment_id == booking.appointment.id))
+    )
+    assert (alert.status, alert.resolution_reason) == ("resolved", "episode_ended")
+    assert len(actions(session, "episode_ended")) == 1
+    assert "End this episode" not in client.get(record).get_data(as_text=True)

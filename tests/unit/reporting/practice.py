@@ -519,6 +519,7 @@ class Expected:
     checkpoint_episodes: int = 0
     checkpoint_flagged: int = 0
     not_on_track_codes: set[str] = field(default_factory=set)
+    not_on_track_by_clinician: dict[int, int] = field(default_factory=dict)
     per_clinician: dict[int, dict[str, int]] = field(default_factory=dict)
 
 
@@ -709,6 +710,7 @@ def expected(p: Practice, period: str, scope: str = "practice") -> Expected:
         still_open = e.started_on <= last_day and (e.ended_on is None or e.ended_on > last_day)
         if open_at_end and still_open:
             out.not_on_track_codes.add(codes[e.client_id])
+            out.not_on_track_by_clinician[e.clinician_id] = out.not_on_track_by_clinician.get(e.clinician_id, 0) + 1
     out.per_clinician = {c: dict(v) for c, v in per.items()}
     return out
 

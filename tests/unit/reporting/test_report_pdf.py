@@ -77,28 +77,52 @@ def test_engagement_and_workflow_numbers_in_the_text_layer(
     assert row_numbers(text, "Active clients", after="Key figures")[0] == str(exp.active_clients)
 
 
-def test_clinicians_and_not_on_track_codes_in_the_text_layer(
+def test_clinicians_and_not_on_track_counts_in_the_text_layer(
     rendered: RenderedReport, practice: Practice, pdftotext: Callable[..., str]
 ) -> None:
     text = pdftotext(rendered.pdf)
     exp = expected(practice, PERIOD)
-    table = text[text.index("By clinician") : text.index("Twelve-month trends")]
+    table = text[text.index("By team and clinician") : re.search(r"^\S+-month trends$", text, re.M).start()]  # type: ignore[union-attr]
+    clinicians = table[table.index("Clinicians") :]
     names = {u.id: u.name for u in practice.clinicians}
     positions = []
     for clinician_id, figures in exp.per_clinician.items():
-        values = row_numbers(table, names[clinician_id])
+        values = row_numbers(clinicians, names[clinician_id])
         assert values[0] == str(figures["caseload"])
-        positions.append((table.index(names[clinician_id]), names[clinician_id]))
+        positions.append((clinicians.index(names[clinician_id]), names[clinician_id]))
         if figures.get("sent", 0) >= 5:
             assert values[1] == pct(figures["completed"], figures["sent"])
         else:
             assert values[1] == "\u2013*"  # suppressed: fewer than 5 invitations
-    assert [n for _, n in sorted(positions)] == sorted(names[c] for c in exp.per_clinician)  # by name, not ranked
-    for code in exp.not_on_track_codes:
-        assert text.count(code) == 1  # only in the not-on-track list
-    shown = {c.code for c in practice.clients if c.code in text}
-    assert shown == exp.not_on_track_codes
+        flagged = exp.not_on_track_by_clinician.get(clinician_id, 0)
+        if figures["caseload"] >= 5:
+            assert values[-2:] == [str(flagged), f"({pct(flagged, figures['caseload'])})"], names[clinician_id]
+        else:
+            assert values[-1] == "\u2013*"
+    # by team, then by name within a team: never ranked
+    by_team = sorted(exp.per_clinician, key=lambda c: (practice.team_of[c], names[c].casefold()))
+    assert [n for _, n in sorted(positions)] == [names[c] for c in by_team]
+    teams = sorted(t.name for t in practice.teams.values())
+    for team in teams:
+        assert re.search(rf"^\s*{team}\s+\d", table[: table.index("Clinicians")], re.M), team  # the teams table
+    # The practice report names no client; it says where they are listed.
+    assert exp.not_on_track_codes
+    assert not any(c.code in text for c in practice.clients)
+    assert f"listed by pseudonymous code in the team reports ({', '.join(teams)})" in " ".join(text.split())
     assert not any(c.first_name in text or c.last_name in text for c in practice.clients)
+
+
+def test_team_reports_list_the_not_on_track_codes(
+    session: Session, practice: Practice, report_settings: Settings, pdftotext: Callable[..., str]
+) -> None:
+    exp = expected(practice, PERIOD)
+    listed: list[str] = []
+    for team in practice.teams.values():
+        report = render_monthly_report(session, report_settings, ReportScope("team", team.id), PERIOD, now=NOW)
+        text = pdftotext(report.pdf)
+        listed += [c.code for c in practice.clients for _ in range(text.count(c.code))]
+        assert not any(c.first_name in text or c.last_name in text for c in practice.clients)
+    assert sorted(listed) == sorted(exp.not_on_track_codes)  # each once, in its own team's report
 
 
 def test_every_page_carries_the_practice_name_and_page_numbers(

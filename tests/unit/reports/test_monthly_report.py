@@ -219,6 +219,21 @@ def test_outcome_rates_and_intervals_in_the_pdf(sample: MonthlyReportData, sampl
         assert interval_close(match.group(4), k, n, scale=100, digits=0), (label, match.group(4))
 
 
+def shown_column(c: ClinicianFigures, column: int, min_cell: int) -> bool:
+    """Whether clinician c has enough cases for the by-clinician column (Completion first, Not on track last)."""
+    denominators = (
+        c.invitations_sent,
+        c.episodes_assessed,
+        c.recovery_eligible,
+        c.episodes_assessed,
+        c.partnership_sessions,
+        c.alliance_alerts_closed,
+        c.caseload,
+        c.caseload,
+    )
+    return denominators[column] >= min_cell
+
+
 def test_per_clinician_rows_in_the_pdf(sample: MonthlyReportData, sample_text: str) -> None:
     table = sample_text[sample_text.index("By clinician") : sample_text.index("Twelve-month trends")]
     positions = []
@@ -236,14 +251,24 @@ def test_per_clinician_rows_in_the_pdf(sample: MonthlyReportData, sample_text: s
             (c.ruptures, c.partnership_sessions, 100, 1),
             (c.repaired, c.alliance_alerts_closed, 100, 0),
             (c.clients_flagged, c.caseload, 100, 0),
+            (c.not_on_track, c.caseload, 100, 0),
         ]
+        # A column suppressed for every clinician is left out (a sentence under the table names it).
+        kept = [j for j in range(len(expected)) if any(shown_column(d, j, sample.min_cell) for d in sample.clinicians)]
         shown = iter(intervals)
-        for token, (k, n, scale, digits) in zip(values[1:], expected, strict=True):
+        tokens = iter(values[1:])
+        for j in kept:
+            k, n, scale, digits = expected[j]
+            token = next(tokens)
             if n < sample.min_cell:
                 assert token == f"{DASH}*", (c.name, token, k, n)
                 continue
+            if j == len(expected) - 1:  # not on track: the count, then its share
+                assert token == str(k), (c.name, token, k)
+                token = next(tokens).strip("()")
             assert close(token, scale * k / n, digits), (c.name, token, k, n)
             assert interval_close(next(shown), k, n, scale=scale, digits=digits), (c.name, k, n)
+        assert next(tokens, None) is None, f"{c.name}: more cells than columns shown"
         assert next(shown, None) is None, f"{c.name}: more intervals than unsuppressed cells"
     # listed by name, never ranked
     by_position = [c.name for _, c in sorted(zip(positions, sample.clinicians, strict=True), key=lambda p: p[0])]
@@ -369,27 +394,34 @@ def test_hostile_text_everywhere_is_shown_literally_and_fetches_nothing(listener
     assert all(isinstance(c, ClinicianFigures) and c.name.endswith(payload) for c in data.clinicians)
     assert len(names) == len(data.clinicians)
 
-    html = render_monthly_html(data)
-    assert "<script" not in html
-    assert "<img" not in html
-    assert "<link rel=attachment" not in html
-    assert html.count("<link") == 1  # our own stylesheet only
-    assert 'href="report.css"' in html
+    # The team reports list clients by code; the practice report shows teams instead: between them, every field.
+    practice = dataclasses.replace(
+        data, list_clients=False, client_lists_in=tuple(sorted({c.team for c in data.clinicians}))
+    )
+    htmls = [render_monthly_html(data), render_monthly_html(practice)]
+    for html in htmls:
+        assert "<script" not in html
+        assert "<img" not in html
+        assert "<link rel=attachment" not in html
+        assert html.count("<link") == 1  # our own stylesheet only
+        assert 'href="report.css"' in html
     escaped = str(escape(payload))
     for tag in tags:
-        assert f"{tag} {escaped}" in html, f"{tag} is not in the HTML, escaped"
+        assert any(f"{tag} {escaped}" in html for html in htmls), f"{tag} is not in the HTML, escaped"
 
-    fetcher = SafeURLFetcher()
-    pdf = render_pdf(html, fetcher=fetcher)
-    assert fetcher.refused == []
-    assert set(fetcher.served) <= ALLOWED_ASSETS
-    assert listener.count() == 0
-    assert pdf_inspector.attachments(pdf) == 0
-    assert b"root:x:0:0" not in pdf_inspector.all_bytes(pdf)
-
-    text = squash(pdf_inspector.text(pdf, layout=False))
-    assert "root:x:0:0" not in text
-    assert squash(payload) in text  # the markup is shown as text, literally
-    missing = [tag for tag in tags if tag not in text]
+    texts = []
+    for html in htmls:
+        fetcher = SafeURLFetcher()
+        pdf = render_pdf(html, fetcher=fetcher)
+        assert fetcher.refused == []
+        assert set(fetcher.served) <= ALLOWED_ASSETS
+        assert listener.count() == 0
+        assert pdf_inspector.attachments(pdf) == 0
+        assert b"root:x:0:0" not in pdf_inspector.all_bytes(pdf)
+        text = squash(pdf_inspector.text(pdf, layout=False))
+        assert "root:x:0:0" not in text
+        assert squash(payload) in text  # the markup is shown as text, literally
+        texts.append(text)
+    missing = [tag for tag in tags if not any(tag in text for text in texts)]
     assert missing == [], f"free-text fields missing from the PDF: {missing}"
     assert math.isfinite(pdf_inspector.pages(pdf))
