@@ -13,7 +13,11 @@ One mechanism for every message that services/ or reports/ build for people:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import cache
+from pathlib import Path
 from typing import Any
+
+from babel.support import NullTranslations, Translations
 
 Gettext = Callable[[str], str]
 NGettext = Callable[[str, str, int], str]
@@ -78,6 +82,20 @@ class Translator:
 
 
 ENGLISH = Translator()
+# The compiled catalogs (infra/update_translations.py writes them; Flask-Babel reads the same files for pages).
+CATALOGS = Path(__file__).resolve().parent.parent / "web" / "translations"
+
+
+@cache
+def translator_for(language: str) -> Translator:
+    """A Translator into language from the compiled catalog, where no request says the language (workers, lines
+    written for a given reader); English, or a language without a catalog, gives the English text."""
+    if language == "en":
+        return ENGLISH
+    catalog = Translations.load(str(CATALOGS), [language])
+    if type(catalog) is NullTranslations:
+        return ENGLISH
+    return Translator(catalog.gettext, catalog.ngettext)
 
 
 class UserError(ValueError):

@@ -1,8 +1,9 @@
 """Plain-language lines for alerts and their evidence ("Partnership score fell from 36 to 27; largest drop: ...").
 
 The stored `Alert.summary` is written in English when the alert changes; pages in another language call
-`summarize_alert` again with the reader's language. Evidence entries are the dicts that `evaluation` appends to
-`Alert.evidence`: {"kind", "session", "administration_id", "instrument", "at", "evidence", ...}.
+`summarize_alert` again with the reader's language (the wording comes from the catalog, services.i18n). Evidence
+entries are the dicts that `evaluation` appends to `Alert.evidence`: {"kind", "session", "administration_id",
+"instrument", "at", "evidence", ...}.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from services.i18n import N_, translator_for
 from services.measures import UnknownInstrumentError, load_instrument
 from services.signals import (
     COMPONENT_DROP,
@@ -30,92 +32,44 @@ from services.signals import (
 LANGUAGES = ("en", "es")
 MAX_SUMMARY = 300
 
-COMPONENT_LABELS: Mapping[str, Mapping[str, str]] = {
-    "rapport": {"en": "feeling heard and respected", "es": "sentirse escuchado/a y respetado/a"},
-    "mutual_goals": {"en": "mutual goals", "es": "objetivos compartidos"},
-    "realistic_goals": {"en": "realistic goals", "es": "objetivos realistas"},
-    "shared_responsibility": {"en": "shared responsibility", "es": "responsabilidad compartida"},
+# English msgids (services.i18n): each reader gets them from the catalog in their language.
+COMPONENT_LABELS: Mapping[str, str] = {
+    "rapport": N_("feeling heard and respected"),
+    "mutual_goals": N_("mutual goals"),
+    "realistic_goals": N_("realistic goals"),
+    "shared_responsibility": N_("shared responsibility"),
 }
 
-TENSION_LABELS: Mapping[int, Mapping[str, str]] = {
-    1: {"en": "a little", "es": "un poco de"},
-    2: {"en": "some", "es": "algo de"},
-    3: {"en": "a lot of", "es": "mucha"},
+TENSION_LINES: Mapping[int, str] = {
+    1: N_("Client reported a little tension or misunderstanding in the session"),
+    2: N_("Client reported some tension or misunderstanding in the session"),
+    3: N_("Client reported a lot of tension or misunderstanding in the session"),
 }
 
-_TEXT: Mapping[str, Mapping[str, str]] = {
-    "drop": {
-        "en": "Partnership score fell from {previous} to {score}",
-        "es": "La puntuación de colaboración bajó de {previous} a {score}",
-    },
-    "dev": {
-        "en": "Partnership score {score} is well below this client's usual {m}",
-        "es": "La puntuación de colaboración ({score}) está muy por debajo de lo habitual en este cliente ({m})",
-    },
-    "component": {
-        "en": "Client's rating of {component} fell to {score} from a usual {mean}",
-        "es": "La valoración de {component} bajó a {score} desde un habitual {mean}",
-    },
-    "tension": {
-        "en": "Client reported {amount} tension or misunderstanding in the session",
-        "es": "El cliente señaló {amount} tensión o malentendido en la sesión",
-    },
-    "gap": {
-        "en": "You rated the partnership {therapist}, the client {client}",
-        "es": "Usted valoró la colaboración con {therapist} y el cliente con {client}",
-    },
-    "low": {
-        "en": "Partnership score {score} is below {cutoff}",
-        "es": "La puntuación de colaboración ({score}) está por debajo de {cutoff}",
-    },
-    "largest_drop": {"en": "largest drop: {component}", "es": "mayor descenso: {component}"},
-    "tension_too": {"en": "tension reported", "es": "se señaló tensión"},
-    "repaired": {
-        "en": "back to {score} at session {session} (repaired)",
-        "es": "volvió a {score} en la sesión {session} (reparada)",
-    },
-    "unrepaired": {
-        "en": "not back to its usual level after {sessions} sessions",
-        "es": "sin volver a su nivel habitual tras {sessions} sesiones",
-    },
-    "deterioration": {
-        "en": "{instrument} score worsened from {first} to {score} (reliable change is {rc})",
-        "es": "La puntuación de {instrument} empeoró de {first} a {score} (el cambio fiable es {rc})",
-    },
-    "not_on_track": {
-        "en": "{instrument} not on track at session {session}: {first} at the start, {score} now "
-        "(expected at least {needed} points better; a rule of thumb)",
-        "es": "{instrument} no va según lo esperado en la sesión {session}: {first} al inicio, {score} ahora "
-        "(se esperaba al menos {needed} puntos de mejora; una regla práctica)",
-    },
-    "off_track": {
-        "en": "{instrument} score {score} is outside the expected range for this point in therapy",
-        "es": "La puntuación de {instrument} ({score}) está fuera del rango esperado en este punto de la terapia",
-    },
-    "risk": {
-        "en": "Risk question answered above 0 on {instrument} (question {item}): “{question}”, answered “{answer}”",
-        "es": "Pregunta de riesgo respondida por encima de 0 en {instrument} (pregunta {item}): «{question}», "
-        "respuesta «{answer}»",
-    },
-    "risk_unknown": {
-        "en": "Risk item answered above 0 on {instrument} (question {item}, answer {answer})",
-        "es": "Ítem de riesgo respondido por encima de 0 en {instrument} (pregunta {item}, respuesta {answer})",
-    },
-    "risk_again": {
-        "en": "answered above 0 on {count} occasions",
-        "es": "respondido por encima de 0 en {count} ocasiones",
-    },
-    "repaired_line": {
-        "en": "Partnership score back to {score}, at or above its baseline of {baseline}: repaired",
-        "es": "La puntuación de colaboración volvió a {score}, igual o por encima de su referencia de {baseline}: "
-        "reparada",
-    },
-    "unrepaired_line": {
-        "en": "Still below its baseline of {baseline} after {sessions} sessions: a case review is due",
-        "es": "Sigue por debajo de su referencia de {baseline} tras {sessions} sesiones: "
-        "corresponde una revisión del caso",
-    },
-    "something": {"en": "Something to look at", "es": "Algo que revisar"},
+_TEXT: Mapping[str, str] = {
+    "drop": N_("Partnership score fell from %(previous)s to %(score)s"),
+    "dev": N_("Partnership score %(score)s is well below this client's usual %(m)s"),
+    "component": N_("Client's rating of %(component)s fell to %(score)s from a usual %(mean)s"),
+    "gap": N_("You rated the partnership %(therapist)s, the client %(client)s"),
+    "low": N_("Partnership score %(score)s is below %(cutoff)s"),
+    "largest_drop": N_("largest drop: %(component)s"),
+    "tension_too": N_("tension reported"),
+    "repaired": N_("back to %(score)s at session %(session)s (repaired)"),
+    "unrepaired": N_("not back to its usual level after %(sessions)s sessions"),
+    "deterioration": N_("%(instrument)s score worsened from %(first)s to %(score)s (reliable change is %(rc)s)"),
+    "not_on_track": N_(
+        "%(instrument)s not on track at session %(session)s: %(first)s at the start, %(score)s now "
+        "(expected at least %(needed)s points better; a rule of thumb)"
+    ),
+    "off_track": N_("%(instrument)s score %(score)s is outside the expected range for this point in therapy"),
+    "risk": N_(
+        "Risk question answered above 0 on %(instrument)s (question %(item)s): “%(question)s”, answered “%(answer)s”"
+    ),
+    "risk_unknown": N_("Risk item answered above 0 on %(instrument)s (question %(item)s, answer %(answer)s)"),
+    "risk_again": N_("answered above 0 on %(count)s occasions"),
+    "repaired_line": N_("Partnership score back to %(score)s, at or above its baseline of %(baseline)s: repaired"),
+    "unrepaired_line": N_("Still below its baseline of %(baseline)s after %(sessions)s sessions: a case review is due"),
+    "something": N_("Something to look at"),
 }
 
 
@@ -130,10 +84,10 @@ def number(value: object) -> str:
 
 def component_label(component: str, language: str = "en") -> str:
     """Return a component's plain name (mutual_goals -> "mutual goals")."""
-    labels = COMPONENT_LABELS.get(component)
-    if labels is None:
+    label = COMPONENT_LABELS.get(component)
+    if label is None:
         return component.replace("_", " ")
-    return labels.get(language, labels["en"])
+    return translator_for(language).gettext(label)
 
 
 def describe_signal(kind: str, evidence: Mapping[str, Any], *, instrument: str = "", language: str = "en") -> str:
@@ -153,7 +107,7 @@ def describe_signal(kind: str, evidence: Mapping[str, Any], *, instrument: str =
             mean=number(ev.get("mean")),
         )
     if kind == TENSION:
-        return _t("tension", lang, amount=_tension_amount(ev.get("tension"), lang))
+        return _tension_line(ev.get("tension"), lang)
     if kind == PERSPECTIVE_GAP:
         return _t("gap", lang, therapist=number(ev.get("therapist_total")), client=number(ev.get("client_total")))
     if kind == LOW_ALLIANCE:
@@ -275,10 +229,9 @@ def _describe_entry(entry: Mapping[str, Any], lang: str) -> str:
     )
 
 
-def _tension_amount(value: object, lang: str) -> str:
+def _tension_line(value: object, lang: str) -> str:
     level = int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 3
-    labels = TENSION_LABELS.get(min(max(level, 1), 3), TENSION_LABELS[3])
-    return labels[lang]
+    return translator_for(lang).gettext(TENSION_LINES[min(max(level, 1), 3)])
 
 
 def _item_number(item_id: str) -> str:
@@ -288,7 +241,7 @@ def _item_number(item_id: str) -> str:
 
 
 def _t(key: str, lang: str, **values: object) -> str:
-    return _TEXT[key][lang].format(**values)
+    return translator_for(lang).gettext(_TEXT[key], **values)
 
 
 def _clip(line: str) -> str:

@@ -24,7 +24,7 @@ from services.clients.models import Appointment, Client, Episode
 from services.clients.operations import ClientError
 from services.db import Database
 from services.demo.seed import DEMO_LOGINS, DEMO_PASSWORD, seed_demo
-from services.i18n import ENGLISH, N_, Message, Translator
+from services.i18n import ENGLISH, N_, Message, Translator, translator_for
 from services.reporting.operations import request_report
 from services.reporting.periods import ReportScope
 from services.reviews.models import Review
@@ -342,12 +342,7 @@ def test_the_check_finds_english_in_a_page(fragments: dict[str, str]) -> None:
 
 def spanish() -> Translator:
     """A Translator into Spanish from the compiled catalog, without Flask (as a worker or a report would use it)."""
-    from babel.support import Translations
-
-    from web.app import WEB_DIR
-
-    catalog = Translations.load(str(WEB_DIR / "translations"), ["es"])
-    return Translator(catalog.gettext, catalog.ngettext)
+    return translator_for("es")
 
 
 def test_a_message_reads_in_english_and_translates_with_its_values() -> None:
@@ -357,6 +352,8 @@ def test_a_message_reads_in_english_and_translates_with_its_values() -> None:
     assert spanish()(message) == "ningún cliente tiene el código CXYZ"
     assert spanish()(N_("unchanged")) == "sin cambios"
     assert spanish()("not a msgid at all") == "not a msgid at all"
+    assert translator_for("en") is ENGLISH
+    assert translator_for("fr") is ENGLISH  # no catalog: English
     error = ClientError(N_("An episode has at most %(max)d goals."), max=3)
     assert str(error) == "An episode has at most 3 goals."
     assert spanish()(error.message) == "Un episodio tiene como máximo 3 objetivos."
