@@ -37,6 +37,7 @@ from services.alerts.models import Alert, AlertAction, EscalationNotice
 from services.alerts.operations import ended_before
 from services.audit.operations import record_event
 from services.clients.models import Episode
+from services.i18n import N_, translator_for
 from services.notifications.operations import queue_notification
 from services.reviews.queries import reviewer_for
 
@@ -45,9 +46,9 @@ SUPERVISOR = "supervisor"
 BATCH = 200
 DIGEST_WINDOW = timedelta(minutes=15)
 LEVEL = 1
-ROLE_WORDS = {
-    ON_CALL: {"en": "the on-call clinician", "es": "profesional de guardia"},
-    SUPERVISOR: {"en": "supervisor", "es": "supervisor/a"},
+ROLE_WORDS = {  # msgids: the message names the role in the recipient's language
+    ON_CALL: N_("the on-call clinician"),
+    SUPERVISOR: N_("supervisor"),
 }
 
 
@@ -239,7 +240,7 @@ def _messages(session: Session, person: User, notices: list[EscalationNotice], *
     else:
         template = "escalation_digest"
         context = {"count": len(notices), "link": f"{base_url.rstrip('/')}/clinician/alerts?status=open"}
-    context.update({"role": ROLE_WORDS[role][language], "language": language})
+    context.update({"role": translator_for(language).gettext(ROLE_WORDS[role]), "language": language})
     channels: list[tuple[str, str | None]] = [("email", person.email)]
     if any(notice.urgent for notice in notices):
         channels.append(("sms", person.phone))

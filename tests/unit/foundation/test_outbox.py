@@ -27,7 +27,7 @@ def test_every_template_renders_from_allowed_fields_only() -> None:
 
 
 def test_a_template_asking_for_client_data_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    leaky = MessageTemplate(subject={"en": "Score"}, body={"en": "{first_name} scored {score} on {instrument}"})
+    leaky = MessageTemplate(subject="Score", body="{first_name} scored {score} on {instrument}")
     monkeypatch.setitem(TEMPLATES, "leaky", leaky)
     with pytest.raises(TemplateError, match=r"may not carry: \['instrument', 'score'\]"):
         render_message("leaky", {"first_name": "A", "score": 27, "instrument": "PHQ-9"})
