@@ -480,3 +480,23 @@ def test_user_errors_carry_a_msgid_not_an_fstring() -> None:
     assert found == [], "write the message as a msgid with %(name)s placeholders and pass the values: " + ", ".join(
         found
     )
+
+
+def test_messages_and_alert_lines_come_from_the_catalog_in_the_reader_language() -> None:
+    from services.alerts.repair import get_suggestion
+    from services.alerts.summary import describe_signal
+    from services.notifications.templates import render_message
+
+    values = {"first_name": "Ana", "practice": "P", "link": "https://x/s/t", "opt_out_link": "https://x/o/t"}
+    subject, body = render_message("invitation", {**values, "minutes": 2}, language="es")
+    assert subject == "Una breve consulta de P"
+    assert body.startswith("Hola Ana:")
+    assert "unos 2 minutos" in body
+    assert "Para dejar de recibir estos mensajes: https://x/o/t" in body
+    english_subject, _body = render_message("invitation", {**values, "minutes": 2}, language="en")
+    assert english_subject == "A quick check-in from P"
+    line = describe_signal("RUPTURE_DROP", {"previous": 36, "score": 27}, language="es")
+    assert line == "La puntuación de colaboración bajó de 36 a 27"
+    suggestion = get_suggestion("general.supervision")
+    assert suggestion is not None
+    assert suggestion.in_language("es") == "Lleve el caso a supervisión y revisen juntos la sesión con un colega."
