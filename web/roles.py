@@ -29,10 +29,16 @@ class NavItem:
 # Each link goes to a page whose access policy admits the role (a test checks it).
 CASE_REVIEWS = NavItem("reviews.agenda", _l("Case reviews"))
 CRISIS_INFO = NavItem("admin.crisis", _l("Crisis information"))
+PRACTICE_SETTINGS = NavItem("admin.practice_settings", _l("Settings"))
 NAVIGATION: dict[Role, list[NavItem]] = {
     Role.FRONT_DESK: [NavItem("frontdesk.home", _l("Clients"))],
     Role.CLINICIAN: [NavItem("clinician.home", _l("My caseload"))],
     Role.SUPERVISOR: [NavItem("supervisor.home", _l("Team")), CASE_REVIEWS],
-    Role.MANAGER: [NavItem("manager.home", _l("Practice")), CASE_REVIEWS, CRISIS_INFO],
-    Role.ADMIN: [NavItem("admin.home", _l("Users")), NavItem("admin.operations", _l("Operations")), CRISIS_INFO],
+    Role.MANAGER: [NavItem("manager.home", _l("Practice")), CASE_REVIEWS, CRISIS_INFO, PRACTICE_SETTINGS],
+    Role.ADMIN: [
+        NavItem("admin.home", _l("Users")),
+        NavItem("admin.operations", _l("Operations")),
+        CRISIS_INFO,
+        PRACTICE_SETTINGS,
+    ],
 }

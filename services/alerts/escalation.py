@@ -61,17 +61,6 @@ class EscalationRun:
     waiting: int = 0  # notices held back until their recipient's digest window ends
 
 
-def digest_window(minutes: object) -> timedelta:
-    """The digest window from the practice setting (minutes, at least 1); the default when it is not a number."""
-    if isinstance(minutes, bool) or not isinstance(minutes, int | float | str):
-        return DIGEST_WINDOW
-    try:
-        value = float(minutes)
-    except ValueError:
-        return DIGEST_WINDOW
-    return timedelta(minutes=max(1.0, value)) if value == value else DIGEST_WINDOW  # NaN is not a number
-
-
 def deadline(kind: str, *, ack_window: timedelta, risk_window: timedelta) -> timedelta:
     """How long an alert of this kind may stay unacknowledged before it is escalated."""
     return risk_window if kind == RISK_ALERT else ack_window

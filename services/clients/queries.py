@@ -17,9 +17,8 @@ confirm that the record exists.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, ScalarSelect, Select, and_, false, func, or_, select, true
@@ -305,23 +304,6 @@ def get_client_record(session: Session, user: User, client_id: int) -> ClientRec
     return ClientRecord(client=client, episodes=episodes, measures=measures)
 
 
-@dataclass(frozen=True)
-class CaseloadRow:
-    """One open episode on a caseload with the figures a clinician scans first."""
-
-    client_id: int
-    code: str
-    first_name: str
-    last_name: str
-    episode_id: int
-    clinician_id: int
-    clinician_name: str
-    started_on: date
-    last_measure_at: datetime | None
-    open_alerts: int
-    next_appointment_at: datetime | None
-
-
 def last_client_measure_at() -> ScalarSelect[Any]:
     """Correlated to Episode: when the episode's client last answered a questionnaire."""
     return (
@@ -333,8 +315,7 @@ def last_client_measure_at() -> ScalarSelect[Any]:
 
 
 # What "open" means for an alert on every page that lists or counts them: its status is open or acknowledged,
-# that is, every alert not yet resolved (an alert on an ended episode stays open until it is resolved).
-OPEN_ALERT_STATUSES = ("open", "acknowledged")
+# that is, every alert not yet resolved (alerts of an ended episode are resolved as "episode ended").
 
 
 def alert_is_open() -> ColumnElement[bool]:
@@ -350,50 +331,6 @@ def open_alert_count() -> ScalarSelect[Any]:
         .correlate(Episode)
         .scalar_subquery()
     )
-
-
-def caseload(session: Session, *, clinician_ids: Sequence[int], now: datetime | None = None) -> list[CaseloadRow]:
-    """Open episodes of these clinicians in one query: most open alerts first, then by client name."""
-    if not clinician_ids:
-        return []
-    now = now or utcnow()
-    last_measure = last_client_measure_at()
-    open_alerts = open_alert_count()
-    next_appointment = (
-        select(func.min(Appointment.starts_at))
-        .where(
-            Appointment.episode_id == Episode.id,
-            Appointment.status == "scheduled",
-            Appointment.starts_at >= now,
-        )
-        .correlate(Episode)
-        .scalar_subquery()
-    )
-    stmt = (
-        select(
-            Client.id,
-            Client.code,
-            Client.first_name,
-            Client.last_name,
-            Episode.id,
-            Episode.clinician_id,
-            User.name,
-            Episode.started_on,
-            last_measure.label("last_measure_at"),
-            open_alerts.label("open_alerts"),
-            next_appointment.label("next_appointment_at"),
-        )
-        .join(Client, Client.id == Episode.client_id)
-        .join(User, User.id == Episode.clinician_id)
-        .where(Episode.clinician_id.in_(list(clinician_ids)), Episode.ended_on.is_(None))
-        .order_by(open_alerts.desc(), Client.last_name, Client.first_name, Episode.id)
-    )
-    return [CaseloadRow(*row) for row in session.execute(stmt)]
-
-
-def my_caseload(session: Session, user: User, *, now: datetime | None = None) -> list[CaseloadRow]:
-    """The open episodes where user is the clinician."""
-    return caseload(session, clinician_ids=[user.id], now=now)
 
 
 @dataclass(frozen=True)

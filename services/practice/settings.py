@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -37,8 +38,31 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+@dataclass(frozen=True)
+class NumberRange:
+    """The values a numeric setting may take (whole numbers, low to high inclusive)."""
+
+    low: int
+    high: int
+
+    def accepts(self, value: object) -> bool:
+        """True when value is a whole number within the range (a bool is not a number here)."""
+        return isinstance(value, int) and not isinstance(value, bool) and self.low <= value <= self.high
+
+
+# The numeric settings and their allowed ranges: set_setting refuses a value outside it, get_number never returns one.
+NUMBER_RANGES: dict[str, NumberRange] = {
+    "survey_link_hours": NumberRange(1, 24 * 14),
+    "escalation_digest_minutes": NumberRange(1, 24 * 60),
+}
+
+
 class UnknownSetting(KeyError):
     """A setting key that is not declared in DEFAULTS."""
+
+
+class InvalidSetting(ValueError):
+    """A value a setting may not take (a numeric setting outside its range)."""
 
 
 def _check_key(key: str) -> None:
@@ -60,6 +84,12 @@ def get_setting(session: Session, key: str) -> Any:
     return copy.deepcopy(DEFAULTS[key]) if row is None else row.value
 
 
+def get_number(session: Session, key: str) -> int:
+    """A numeric setting in force; its default should a stored value ever fall outside the declared range."""
+    value = get_setting(session, key)
+    return value if NUMBER_RANGES[key].accepts(value) else int(DEFAULTS[key])
+
+
 def setting_history(session: Session, key: str) -> list[PracticeSetting]:
     """Every stored version of key, newest first."""
     _check_key(key)
@@ -75,6 +105,9 @@ def set_setting(
 ) -> PracticeSetting:
     """Store value as the new version of key (flushes) and audit who changed it."""
     _check_key(key)
+    limits = NUMBER_RANGES.get(key)
+    if limits is not None and not limits.accepts(value):
+        raise InvalidSetting(f"{key} must be a whole number from {limits.low} to {limits.high}")
     latest = session.scalar(select(func.max(PracticeSetting.version)).where(PracticeSetting.key == key))
     row = PracticeSetting(key=key, version=(latest or 0) + 1, value=value, changed_by_id=user_id, reason=reason)
     session.add(row)

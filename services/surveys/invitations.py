@@ -26,7 +26,7 @@ from services.i18n import N_, UserError
 from services.notifications.delivery import SkipDelivery, register_context_builder
 from services.notifications.models import Notification
 from services.notifications.operations import queue_notification
-from services.practice.settings import DEFAULTS, get_setting
+from services.practice.settings import get_number
 from services.surveys.models import Invitation, InvitationToken, Protocol
 from services.surveys.policy import InvitationPolicy
 from services.surveys.protocols import instruments_for, protocol_for_episode
@@ -43,8 +43,6 @@ BATCH = 1000
 # Hand-outs whose expiry is at least their own lifetime, whatever the appointment's times.
 HAND_OUT_CHANNELS = ("kiosk", "link")
 LINK_HOURS_SETTING = "survey_link_hours"
-LINK_HOURS_RANGE = (1, 24 * 14)
-DEFAULTS_LINK_HOURS = DEFAULTS[LINK_HOURS_SETTING]
 
 
 class InvitationError(UserError):
@@ -455,12 +453,8 @@ def reschedule_invitations(session: Session, appointment: Appointment, *, policy
 
 
 def survey_link_lifetime(session: Session) -> timedelta:
-    """How long a handed-out link stays open: the practice setting survey_link_hours (1 hour to 14 days)."""
-    value = get_setting(session, LINK_HOURS_SETTING)
-    low, high = LINK_HOURS_RANGE
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        value = DEFAULTS_LINK_HOURS
-    return timedelta(hours=value)
+    """How long a handed-out link stays open: the practice setting survey_link_hours."""
+    return timedelta(hours=get_number(session, LINK_HOURS_SETTING))
 
 
 def _auto_phase(session: Session, appointment: Appointment, now: datetime) -> str:

@@ -13,13 +13,13 @@ from typing import Any
 
 from celery import shared_task
 
-from services.alerts.escalation import digest_window, escalate_alerts
+from services.alerts.escalation import escalate_alerts
 from services.alerts.evaluation import signal_settings_from
 from services.alerts.operations import close_alerts_of_ended_episodes
 from services.config import Settings
 from services.db import Database, utcnow
 from services.ops.operations import claim_period, finish_period
-from services.practice.settings import get_setting
+from services.practice.settings import get_number
 from services.reviews.operations import open_due_reviews, queue_review_reminders
 from services.reviews.policy import review_policy
 from workers import runtime
@@ -92,7 +92,7 @@ def run_escalation(
             ack_window=timedelta(hours=settings.ack_window_hours),
             risk_window=timedelta(minutes=settings.risk_window_minutes),
             base_url=settings.base_url,
-            digest_window=digest_window(get_setting(session, "escalation_digest_minutes")),
+            digest_window=timedelta(minutes=get_number(session, "escalation_digest_minutes")),
         )
         result = {
             "closed": closed,

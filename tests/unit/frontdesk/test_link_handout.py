@@ -22,7 +22,8 @@ from services.config import Settings
 from services.db import Database, utcnow
 from services.notifications.delivery import Outcome, deliver_notification
 from services.notifications.models import Notification
-from services.practice.settings import set_setting
+from services.practice.models import PracticeSetting
+from services.practice.settings import InvalidSetting, set_setting
 from services.surveys.invitations import (
     InvitationError,
     create_link_invitation,
@@ -120,7 +121,10 @@ def test_the_link_lifetime_is_a_practice_setting(session: Session, book: Callabl
     later = book(starts_in=timedelta(days=3))
     post, _ = create_link_invitation(session, appointment_id=later.appointment.id, created_by_id=None, phase="post")
     assert post.expires_at == later.appointment.ends_at + timedelta(hours=72)
-    set_setting(session, "survey_link_hours", "forever", user_id=None)
+    with pytest.raises(InvalidSetting):
+        set_setting(session, "survey_link_hours", "forever", user_id=None)
+    session.add(PracticeSetting(key="survey_link_hours", version=99, value="forever"))  # written around the check
+    session.flush()
     other = book(starts_in=timedelta(minutes=15))
     fallback, _ = create_link_invitation(session, appointment_id=other.appointment.id, created_by_id=None)
     assert fallback.expires_at >= utcnow() + timedelta(hours=23, minutes=59)

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.accounts.models import User
-from services.alerts.escalation import EscalationRun, digest_window, escalate_alerts
+from services.alerts.escalation import EscalationRun, escalate_alerts
 from services.alerts.evaluation import evaluate_administration
 from services.alerts.models import Alert, AlertAction, EscalationNotice
 from services.alerts.operations import acknowledge_alert
@@ -263,5 +263,3 @@ def test_the_digest_window_comes_from_the_practice_setting(
         run_escalation(database=db, settings=test_settings, now=OPENED + ACK + timedelta(minutes=60))["messages"] == 1
     )
     assert len(sent(session, supervisor)) == 2
-    assert digest_window("soon") == digest_window(None) == WINDOW
-    assert digest_window(0) == timedelta(minutes=1)

@@ -41,3 +41,22 @@ def test_unknown_key_is_refused(session: Any) -> None:
         practice.get_setting(session, "no_such_setting")
     with pytest.raises(practice.UnknownSetting):
         practice.set_setting(session, "no_such_setting", 1, user_id=None)
+
+
+def test_numeric_settings_refuse_values_outside_their_range(session: Any) -> None:
+    key = "survey_link_hours"
+    limits = practice.NUMBER_RANGES[key]
+    assert practice.get_number(session, key) == practice.DEFAULTS[key]
+    for bad in (limits.low - 1, limits.high + 1, 2.5, "24", True, None):
+        with pytest.raises(practice.InvalidSetting):
+            practice.set_setting(session, key, bad, user_id=None)
+    practice.set_setting(session, key, limits.high, user_id=None)
+    assert practice.get_number(session, key) == limits.high
+
+
+def test_a_stored_value_outside_the_range_reads_as_the_default(session: Any) -> None:
+    from services.practice.models import PracticeSetting
+
+    session.add(PracticeSetting(key="escalation_digest_minutes", version=1, value=-5))  # written around set_setting
+    session.flush()
+    assert practice.get_number(session, "escalation_digest_minutes") == practice.DEFAULTS["escalation_digest_minutes"]
