@@ -218,6 +218,7 @@ def test_mixed_use_on_the_embedded_default_gets_no_server_error(embedded: Embedd
         assert time.monotonic() < deadline, "finished surveys were not all stored and evaluated within 90 s"
         time.sleep(1)
     log = embedded.log()
+    print(f"rapport run log: {log.count('database is locked')} lines with 'database is locked' ({embedded.log_path})")
     assert log.count("database is locked") == 0
     assert "Traceback" not in log, log[log.index("Traceback") - 500 : log.index("Traceback") + 3000]
     database.dispose()
