@@ -257,6 +257,7 @@ def alerts_acknowledge(alert_id: int) -> Response:
 
 def alerts_note(alert_id: int) -> Response:
     """Add a note: {"text": "..."}."""
+    _load(alert_id, for_update=False)  # 404 outside the caseload before the body is judged (no 400 oracle)
     data = _body(("text",))
     text = _text(data, "text", required=True)
     return _act(
@@ -270,6 +271,7 @@ def alerts_note(alert_id: int) -> Response:
 
 def alerts_repair_step(alert_id: int) -> Response:
     """Record a repair step: {"suggestion": key} and/or {"text": "..."}, optionally {"component": topic}."""
+    _load(alert_id, for_update=False)  # 404 outside the caseload before the body is judged (no 400 oracle)
     data = _body(("suggestion", "text", "component"))
     suggestion = _text(data, "suggestion")
     text = _text(data, "text")
@@ -295,6 +297,7 @@ def alerts_repair_step(alert_id: int) -> Response:
 
 def alerts_resolve(alert_id: int) -> Response:
     """Resolve: {"reason": "repaired" | "not_a_rupture" | "client_ended" | "other", "note": "..."}."""
+    _load(alert_id, for_update=False)  # 404 outside the caseload before the body is judged (no 400 oracle)
     data = _body(("reason", "note"))
     reason = _text(data, "reason", required=True)
     if reason not in RESOLUTION_REASONS:
