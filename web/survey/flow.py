@@ -1,6 +1,6 @@
 """Running a survey page by page, for a link on the client's phone and for a paired kiosk alike.
 
-Every page is a plain form (no JavaScript needed). Answers of earlier steps travel in a signed field; the final
+Every page is a plain form (no JavaScript needed). Answers of earlier steps travel in an encrypted field; the final
 step's POST hands everything to services.surveys.submission, commits once, then enqueues evaluation.
 """
 
