@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from services.clients.phones import is_region
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -87,6 +89,8 @@ class Settings:
     base_url: str = "http://127.0.0.1:5000"
     practice_name: str = "Rapport demo practice"
     timezone: str = "Europe/London"
+    # Region (ISO 3166 code) a phone number without a country code is read in; GB matches Europe/London.
+    phone_region: str = "GB"
     # mail
     smtp_host: str | None = None
     smtp_port: int = 25
@@ -180,6 +184,9 @@ def load_settings() -> Settings:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"RAPPORT_TIMEZONE is not a known time zone: {timezone!r}") from None
+    phone_region = (_env("RAPPORT_PHONE_REGION", "GB") or "GB").upper()
+    if not is_region(phone_region):
+        raise ConfigError(f"RAPPORT_PHONE_REGION is not a region code such as GB, ES or US: {phone_region!r}")
     defaults = Settings()
     settings = Settings(
         env=env,
@@ -191,6 +198,7 @@ def load_settings() -> Settings:
         base_url=(_env("RAPPORT_BASE_URL", defaults.base_url) or defaults.base_url).rstrip("/"),
         practice_name=_env("RAPPORT_PRACTICE_NAME", defaults.practice_name) or defaults.practice_name,
         timezone=timezone,
+        phone_region=phone_region,
         smtp_host=_env("RAPPORT_SMTP_HOST"),
         smtp_port=_int("RAPPORT_SMTP_PORT", defaults.smtp_port),
         smtp_user=_env("RAPPORT_SMTP_USER"),

@@ -1,7 +1,7 @@
 """Imports every table so that metadata is complete (Alembic, tests, create_all)."""
 
-from services.accounts.models import ApiToken, LoginSession, Role, Team, User
-from services.alerts.models import Alert, AlertAction, SignalRecord
+from services.accounts.models import ApiToken, LoginSession, PasswordReset, Role, Team, User
+from services.alerts.models import Alert, AlertAction, EscalationNotice, SignalRecord
 from services.audit.models import AuditEvent
 from services.clients.models import Appointment, Client, Episode
 from services.db import Base
@@ -22,12 +22,14 @@ __all__ = [
     "Base",
     "Client",
     "Episode",
+    "EscalationNotice",
     "Heartbeat",
     "Invitation",
     "InvitationToken",
     "JobRun",
     "LoginSession",
     "Notification",
+    "PasswordReset",
     "PracticeSetting",
     "Protocol",
     "Report",

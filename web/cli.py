@@ -87,6 +87,108 @@ def user_create(role: str, email: str, name: str | None, team: str | None, passw
         raise click.ClickException(str(exc)) from exc
 
 
+def _account(session: Any, email: str) -> Any:
+    from services.accounts.queries import get_user_by_email
+
+    found = get_user_by_email(session, email)
+    if found is None:
+        raise click.ClickException(f"no user with email {email}")
+    return found
+
+
+@user.command("set")
+@click.option("--email", required=True, help="The account to change.")
+@click.option("--role", default=None, help="front_desk, clinician, supervisor, manager or admin.")
+@click.option("--team", default=None, help='An existing team\'s name; "" for no team.')
+@click.option("--language", default=None, help='en or es; "" to follow the browser.')
+@click.option("--name", default=None)
+def user_set(email: str, role: str | None, team: str | None, language: str | None, name: str | None) -> None:
+    """Change a staff account's role, team, language or name (audited)."""
+    from services.accounts.operations import KEEP, AccountError, update_user
+
+    if role is None and team is None and language is None and name is None:
+        raise click.UsageError("nothing to change: give --role, --team, --language or --name")
+    settings = _settings()
+    try:
+        with get_database(settings.database_url).unit_of_work() as session:
+            account = _account(session, email)
+            changes = update_user(
+                session,
+                account,
+                actor_id=None,
+                name=name,
+                role=role,
+                team=KEEP if team is None else (team or None),
+                language=KEEP if language is None else (language or None),
+            )
+            if not changes:
+                click.echo(f"{account.email}: nothing changed")
+            for what, (before, after) in changes.items():
+                click.echo(f"{account.email}: {what} {before or '-'} -> {after or '-'}")
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@user.command("deactivate")
+@click.option("--email", required=True)
+def user_deactivate(email: str) -> None:
+    """Deactivate an account: it cannot sign in, and its open sessions end at their next request."""
+    from services.accounts.operations import AccountError, deactivate_user
+
+    settings = _settings()
+    try:
+        with get_database(settings.database_url).unit_of_work() as session:
+            account = _account(session, email)
+            changed = deactivate_user(session, account, actor_id=None)
+            click.echo(f"{account.email}: {'deactivated' if changed else 'already deactivated'}")
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@user.command("reactivate")
+@click.option("--email", required=True)
+def user_reactivate(email: str) -> None:
+    """Let a deactivated account sign in again."""
+    from services.accounts.operations import reactivate_user
+
+    settings = _settings()
+    with get_database(settings.database_url).unit_of_work() as session:
+        account = _account(session, email)
+        changed = reactivate_user(session, account, actor_id=None)
+        click.echo(f"{account.email}: {'reactivated' if changed else 'already active'}")
+
+
+@user.command("reset-password")
+@click.option("--email", required=True)
+@click.option("--password-stdin", is_flag=True, help="Set the password read from standard input instead.")
+def user_reset_password(email: str, password_stdin: bool) -> None:
+    """Email the person a single-use link to choose a new password, or set it from stdin; ends their sessions."""
+    from services.accounts.operations import AccountError, ResetOutcome, request_password_reset, set_password
+    from services.accounts.passwords import WeakPasswordError
+    from workers.enqueue import flush_publisher, send_notification_after_commit
+
+    settings = _settings()
+    try:
+        with get_database(settings.database_url).unit_of_work() as session:
+            account = _account(session, email)
+            if password_stdin:
+                password = sys.stdin.readline().rstrip("\r\n")
+                ended = set_password(session, account, password=password, actor_id=None)
+                click.echo(f"{account.email}: password set; {ended} login session(s) ended")
+                return
+            if not account.active:
+                raise click.ClickException(f"{account.email} is deactivated; reactivate it first")
+            result = request_password_reset(session, email=account.email, requested_by_label="cli")
+            if result.outcome is not ResetOutcome.QUEUED:
+                raise click.ClickException(f"{account.email} was sent several links in the last hour; try later")
+            assert result.notification_id is not None
+            send_notification_after_commit(session, result.notification_id)
+    except (AccountError, WeakPasswordError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    flush_publisher(timeout=5.0)
+    click.echo(f"{email}: a reset link is queued (notification {result.notification_id}); the worker emails it")
+
+
 @cli.group("api-token")
 def api_token() -> None:
     """Bearer tokens for the JSON API."""

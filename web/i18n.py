@@ -16,10 +16,16 @@ DASH = "\u2013"
 
 
 def select_locale() -> str:
-    """The signed-in user's language, else the browser's preference, else English."""
+    """The language the signed-in user chose, else the browser's preference, else English."""
     staff = loaded_staff()
-    if staff is not None and staff.account.language in LANGUAGES:
-        return staff.account.language
+    chosen = staff.account.language_choice if staff is not None else None
+    if chosen is not None and chosen in LANGUAGES:
+        return chosen
+    return browser_language()
+
+
+def browser_language() -> str:
+    """The best of our languages for the browser's Accept-Language, else English."""
     return request.accept_languages.best_match(LANGUAGES) or "en"
 
 

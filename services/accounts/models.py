@@ -1,4 +1,4 @@
-"""Account tables: teams, users, login sessions, API tokens."""
+"""Account tables: teams, users, login sessions, password resets, API tokens."""
 
 from __future__ import annotations
 
@@ -19,6 +19,10 @@ class Role(enum.StrEnum):
     SUPERVISOR = "supervisor"
     MANAGER = "manager"
     ADMIN = "admin"
+
+
+DEFAULT_LANGUAGE = "en"
+LANGUAGES = ("en", "es")
 
 
 class Team(Base):
@@ -52,7 +56,8 @@ class User(Base):
     on_call: Mapped[bool] = mapped_column(default=False)
     # "immediate" or "digest" for alliance and outcome alerts; risk is always immediate.
     notify_mode: Mapped[str] = mapped_column(String(10), default="immediate")
-    language: Mapped[str] = mapped_column(String(8), default="en")
+    # The language the person chose on their settings page; None until they choose (pages follow the browser).
+    language_choice: Mapped[str | None] = mapped_column("language", String(8))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -62,6 +67,15 @@ class User(Base):
     def role_enum(self) -> Role:
         """The role as an enum."""
         return Role(self.role)
+
+    @property
+    def language(self) -> str:
+        """The language to write to this person in (messages, pages): their choice, else English."""
+        return self.language_choice or DEFAULT_LANGUAGE
+
+    @language.setter
+    def language(self, value: str | None) -> None:
+        self.language_choice = value
 
 
 class LoginSession(Base):
@@ -80,6 +94,26 @@ class LoginSession(Base):
     user_agent: Mapped[str | None] = mapped_column(String(300))
 
     user: Mapped[User] = relationship()
+
+
+class PasswordReset(Base):
+    """A password-reset link: single use, expiring; the raw token is minted when the email is sent, stored hashed."""
+
+    __tablename__ = "password_resets"
+    __table_args__ = (Index("ix_password_resets_user_created", "user_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # Null until the outbox sends the link (a re-send mints a new token, so only the latest link works).
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The admin who sent it; None when the person asked on the sign-in page or it came from the command line.
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set when a newer link, a password change or a deactivation makes this one worthless.
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class ApiToken(Base):

@@ -1,16 +1,18 @@
-"""Account verbs: create users and teams, log in and out, API tokens. They flush; the caller commits."""
+"""Account verbs: create, edit, deactivate users; log in and out; password resets; API tokens. They flush only."""
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from services.accounts.models import ApiToken, LoginSession, Role, Team, User
+from services.accounts.models import LANGUAGES, ApiToken, LoginSession, PasswordReset, Role, Team, User
 from services.accounts.passwords import (
     DUMMY_HASH,
     check_password_strength,
@@ -19,11 +21,34 @@ from services.accounts.passwords import (
     verify_password,
 )
 from services.audit.operations import record_event
+from services.config import Settings
 from services.db import utcnow
+from services.notifications.delivery import SkipDelivery, register_context_builder
+from services.notifications.models import Notification
+from services.notifications.operations import queue_notification
+from services.surveys.tokens import looks_like_token, new_token
+
+# A reset link works for an hour (the email says so), and an account gets at most this many links an hour.
+RESET_LIFETIME = timedelta(hours=1)
+RESETS_PER_HOUR = 3
 
 
 class AccountError(ValueError):
-    """A request about accounts that cannot be done, with a message fit to show."""
+    """A request about accounts that cannot be done: an English message, and a code plus values for translation."""
+
+    def __init__(self, message: str, *, code: str = "invalid", **params: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.params = params
+
+
+class Keep(enum.Enum):
+    """Marks an update_user field that is to stay as it is (None means "none" for team and language)."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
 
 
 def token_digest(token: str) -> str:
@@ -143,6 +168,10 @@ def resume_login_session(session: Session, token: str, *, idle: timedelta, now: 
         return None
     user = session.get(User, row.user_id)
     if user is None or not user.active:
+        # Deactivated since this session began: end it for good, so the login page can say so.
+        row.ended_at = now
+        row.end_reason = "deactivated"
+        session.flush()
         return None
     # Write the timestamp at most once a minute: a page view should not always cost an UPDATE.
     if now - row.last_seen_at > timedelta(seconds=60):
@@ -191,4 +220,364 @@ def user_for_api_token(session: Session, raw: str) -> User | None:
     if user is None or not user.active:
         return None
     token.last_used_at = utcnow()
+    return user
+
+
+# --- editing accounts ------------------------------------------------------------------------------------------
+
+
+def parse_role(role: str) -> str:
+    """The stored value of a role name, or AccountError listing the roles."""
+    try:
+        return Role(role.strip()).value
+    except ValueError:
+        allowed = ", ".join(r.value for r in Role)
+        raise AccountError(f"Unknown role {role!r}; choose one of: {allowed}.", code="bad_role", role=role) from None
+
+
+def parse_language(language: str | None) -> str | None:
+    """A language code we offer, or None for "not chosen" (None or blank); AccountError otherwise."""
+    if language is None or not language.strip():
+        return None
+    value = language.strip().lower()
+    if value not in LANGUAGES:
+        allowed = ", ".join(LANGUAGES)
+        raise AccountError(
+            f"Unknown language {language!r}; choose one of: {allowed}.", code="bad_language", language=language
+        )
+    return value
+
+
+def find_team(session: Session, name: str) -> Team:
+    """The existing team with this name, or AccountError naming the teams there are."""
+    team = session.scalar(select(Team).where(Team.name == name.strip()))
+    if team is None:
+        names = ", ".join(session.scalars(select(Team.name).order_by(Team.name))) or "none yet"
+        raise AccountError(f"There is no team called {name.strip()!r} (teams: {names}).", code="bad_team", team=name)
+    return team
+
+
+def _other_active_admins(session: Session, user: User) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(User)
+            .where(User.role == Role.ADMIN, User.active.is_(True), User.id != user.id)
+        )
+        or 0
+    )
+
+
+def _audit_label(actor_id: int | None, actor_label: str | None) -> str | None:
+    return actor_label if actor_label is not None else (None if actor_id is not None else "cli")
+
+
+def update_user(
+    session: Session,
+    user: User,
+    *,
+    actor_id: int | None,
+    actor_label: str | None = None,
+    ip: str | None = None,
+    name: str | None = None,
+    role: str | None = None,
+    team: str | Keep | None = KEEP,
+    language: str | Keep | None = KEEP,
+) -> dict[str, list[Any]]:
+    """Change a user's name, role, team (None: no team) or language (None: follow the browser); audits the changes."""
+    changes: dict[str, list[Any]] = {}
+    if name is not None:
+        clean = " ".join(name.split())
+        if not clean or len(clean) > 200:
+            raise AccountError("A name needs 1 to 200 characters.", code="bad_name")
+        if clean != user.name:
+            changes["name"] = [user.name, clean]
+            user.name = clean
+    if role is not None:
+        value = parse_role(role)
+        if value != user.role:
+            if user.role == Role.ADMIN and user.active and not _other_active_admins(session, user):
+                raise AccountError(
+                    "This is the only active administrator; make someone else an administrator first.",
+                    code="last_admin",
+                )
+            changes["role"] = [user.role, value]
+            user.role = value
+    if not isinstance(team, Keep):
+        team_row = find_team(session, team) if team is not None and team.strip() else None
+        new_team_id = team_row.id if team_row is not None else None
+        if new_team_id != user.team_id:
+            old_name = user.team.name if user.team is not None else None
+            changes["team"] = [old_name, team_row.name if team_row is not None else None]
+            user.team_id = new_team_id
+            user.team = team_row
+    if not isinstance(language, Keep):
+        chosen = parse_language(language)
+        if chosen != user.language_choice:
+            changes["language"] = [user.language_choice, chosen]
+            user.language_choice = chosen
+    if changes:
+        record_event(
+            session,
+            action="user_updated",
+            actor_id=actor_id,
+            actor_label=_audit_label(actor_id, actor_label),
+            subject_type="user",
+            subject_id=user.id,
+            ip=ip,
+            detail={"changes": changes},
+        )
+        session.flush()
+    return changes
+
+
+def deactivate_user(
+    session: Session, user: User, *, actor_id: int | None, actor_label: str | None = None, ip: str | None = None
+) -> bool:
+    """Deactivate an account: its login sessions and reset links end now; False if it already was inactive."""
+    if actor_id is not None and user.id == actor_id:
+        raise AccountError("You cannot deactivate your own account.", code="self_deactivation")
+    if not user.active:
+        return False
+    if user.role == Role.ADMIN and not _other_active_admins(session, user):
+        raise AccountError("This is the only active administrator; it cannot be deactivated.", code="last_admin")
+    user.active = False
+    ended = end_all_login_sessions(session, user.id, reason="deactivated")
+    _revoke_open_resets(session, user.id)
+    record_event(
+        session,
+        action="user_deactivated",
+        actor_id=actor_id,
+        actor_label=_audit_label(actor_id, actor_label),
+        subject_type="user",
+        subject_id=user.id,
+        ip=ip,
+        detail={"sessions_ended": ended},
+    )
+    session.flush()
+    return True
+
+
+def reactivate_user(
+    session: Session, user: User, *, actor_id: int | None, actor_label: str | None = None, ip: str | None = None
+) -> bool:
+    """Let a deactivated account sign in again; False if it was active."""
+    if user.active:
+        return False
+    user.active = True
+    record_event(
+        session,
+        action="user_reactivated",
+        actor_id=actor_id,
+        actor_label=_audit_label(actor_id, actor_label),
+        subject_type="user",
+        subject_id=user.id,
+        ip=ip,
+    )
+    session.flush()
+    return True
+
+
+def set_password(
+    session: Session,
+    user: User,
+    *,
+    password: str,
+    actor_id: int | None,
+    actor_label: str | None = None,
+    ip: str | None = None,
+) -> int:
+    """Set a new password (strength-checked); ends every login session and reset link; returns sessions ended."""
+    check_password_strength(password)
+    user.password_hash = hash_password(password)
+    ended = end_all_login_sessions(session, user.id, reason="password_changed")
+    _revoke_open_resets(session, user.id)
+    record_event(
+        session,
+        action="password_set",
+        actor_id=actor_id,
+        actor_label=_audit_label(actor_id, actor_label),
+        subject_type="user",
+        subject_id=user.id,
+        ip=ip,
+        detail={"sessions_ended": ended},
+    )
+    session.flush()
+    return ended
+
+
+# --- password-reset links --------------------------------------------------------------------------------------
+
+
+class ResetOutcome(enum.StrEnum):
+    """What a reset request did (the sign-in page says the same whatever it is)."""
+
+    QUEUED = "queued"
+    LIMITED = "limited"  # this account had RESETS_PER_HOUR links in the last hour
+    UNKNOWN = "unknown"  # no active account has that email
+
+
+@dataclass(frozen=True)
+class ResetRequest:
+    """The outcome of a reset request and, when queued, the outbox row to send after commit."""
+
+    outcome: ResetOutcome
+    notification_id: int | None = None
+
+
+def reset_link(base_url: str, raw: str) -> str:
+    """The link in a password-reset email."""
+    return f"{base_url.rstrip('/')}/reset/{raw}"
+
+
+def _revoke_open_resets(session: Session, user_id: int, *, now: datetime | None = None) -> None:
+    session.execute(
+        update(PasswordReset)
+        .where(PasswordReset.user_id == user_id, PasswordReset.used_at.is_(None), PasswordReset.revoked_at.is_(None))
+        .values(revoked_at=now or utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def request_password_reset(
+    session: Session,
+    *,
+    email: str,
+    ip: str | None = None,
+    requested_by_id: int | None = None,
+    requested_by_label: str | None = None,
+    now: datetime | None = None,
+) -> ResetRequest:
+    """Queue an emailed reset link for the active account with this email; earlier links stop working. Audited."""
+    now = now or utcnow()
+    try:
+        email_norm = normalise_email(email)
+    except AccountError:
+        email_norm = email.strip().lower()[:254]
+    label = requested_by_label if requested_by_label is not None else (None if requested_by_id else email_norm)
+    user = session.scalar(select(User).where(User.email == email_norm))
+    if user is None or not user.active:
+        record_event(
+            session,
+            action="password_reset_requested",
+            actor_id=requested_by_id,
+            actor_label=label,
+            ip=ip,
+            detail={"result": ResetOutcome.UNKNOWN.value},
+        )
+        session.flush()
+        return ResetRequest(ResetOutcome.UNKNOWN)
+    recent = session.scalar(
+        select(func.count())
+        .select_from(PasswordReset)
+        .where(PasswordReset.user_id == user.id, PasswordReset.created_at > now - timedelta(hours=1))
+    )
+    outcome = ResetOutcome.LIMITED if (recent or 0) >= RESETS_PER_HOUR else ResetOutcome.QUEUED
+    notification_id = None
+    if outcome is ResetOutcome.QUEUED:
+        _revoke_open_resets(session, user.id, now=now)
+        reset = PasswordReset(
+            user_id=user.id,
+            requested_by_id=requested_by_id,
+            ip=ip,
+            created_at=now,
+            expires_at=now + RESET_LIFETIME,
+        )
+        session.add(reset)
+        session.flush()
+        notification = queue_notification(
+            session,
+            channel="email",
+            template="password_reset",
+            to_address=user.email,
+            recipient_user_id=user.id,
+            context={"password_reset_id": reset.id, "language": user.language},
+        )
+        notification_id = notification.id
+    record_event(
+        session,
+        action="password_reset_requested",
+        actor_id=requested_by_id,
+        actor_label=label,
+        subject_type="user",
+        subject_id=user.id,
+        ip=ip,
+        detail={"result": outcome.value},
+    )
+    session.flush()
+    return ResetRequest(outcome, notification_id)
+
+
+def password_reset_message_context(session: Session, settings: Settings, notification: Notification) -> dict[str, Any]:
+    """Mint the reset link's token as the email is sent (only its hash is kept); refuse a used or stale link."""
+    reset_id = notification.context.get("password_reset_id")
+    reset = session.get(PasswordReset, reset_id) if isinstance(reset_id, int) else None
+    if reset is None:
+        raise SkipDelivery("the reset link no longer exists")
+    if reset.used_at is not None or reset.revoked_at is not None:
+        raise SkipDelivery("the reset link was used or replaced")
+    if reset.expires_at <= utcnow():
+        raise SkipDelivery("the reset link expired before it could be sent")
+    raw, digest = new_token()
+    reset.token_hash = digest
+    session.flush()
+    return {"link": reset_link(settings.base_url, raw)}
+
+
+register_context_builder("password_reset", password_reset_message_context)
+
+
+def find_password_reset(session: Session, raw: str, *, now: datetime | None = None) -> PasswordReset | None:
+    """The live reset link behind a raw token (unused, not replaced, not expired, account active), else None."""
+    if not looks_like_token(raw):
+        return None
+    now = now or utcnow()
+    return session.scalar(
+        select(PasswordReset)
+        .join(User, User.id == PasswordReset.user_id)
+        .where(
+            PasswordReset.token_hash == token_digest(raw),
+            PasswordReset.used_at.is_(None),
+            PasswordReset.revoked_at.is_(None),
+            PasswordReset.expires_at > now,
+            User.active.is_(True),
+        )
+    )
+
+
+def complete_password_reset(
+    session: Session, *, raw: str, password: str, ip: str | None = None, now: datetime | None = None
+) -> User:
+    """Use a reset link once: set the new password and end every login session of the account. Audited."""
+    now = now or utcnow()
+    reset = find_password_reset(session, raw, now=now)
+    if reset is None:
+        raise AccountError("This link has expired or has already been used.", code="reset_link_dead")
+    check_password_strength(password)
+    # A conditional UPDATE, so two submissions of one link cannot both set a password.
+    claimed = session.execute(
+        update(PasswordReset)
+        .where(PasswordReset.id == reset.id, PasswordReset.used_at.is_(None), PasswordReset.revoked_at.is_(None))
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if not claimed.rowcount:  # type: ignore[attr-defined]
+        raise AccountError("This link has expired or has already been used.", code="reset_link_dead")
+    user = session.get(User, reset.user_id)
+    assert user is not None
+    user.password_hash = hash_password(password)
+    ended = end_all_login_sessions(session, user.id, reason="password_reset")
+    _revoke_open_resets(session, user.id, now=now)
+    record_event(
+        session,
+        action="password_reset_used",
+        actor_id=user.id,
+        actor_label=user.email,
+        subject_type="user",
+        subject_id=user.id,
+        ip=ip,
+        detail={"password_reset_id": reset.id, "sessions_ended": ended},
+    )
+    session.flush()
+    session.refresh(reset)
     return user

@@ -62,7 +62,7 @@ class Alert(Base):
     repaired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    # repaired, not_a_rupture, client_ended, other
+    # by kind (services.alerts.kinds), or episode_ended when the episode ended
     resolution_reason: Mapped[str | None] = mapped_column(String(20))
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     escalation_level: Mapped[int] = mapped_column(default=0)
@@ -87,3 +87,25 @@ class AlertAction(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     alert: Mapped[Alert] = relationship(back_populates="actions")
+
+
+class EscalationNotice(Base):
+    """One person to be told about one escalated alert; their messages go out as at most one digest per window."""
+
+    __tablename__ = "escalation_notices"
+    __table_args__ = (
+        UniqueConstraint("alert_id", "user_id"),
+        Index("ix_escalation_notices_user_notified", "user_id", "notified_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # on_call or supervisor: the role the person is told about it in
+    role: Mapped[str] = mapped_column(String(12))
+    # a text message too (a risk alert to the on-call list)
+    urgent: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # when the digest that carried it was queued (or when it was dropped, the alert being seen meanwhile)
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    notification_id: Mapped[int | None] = mapped_column(ForeignKey("notifications.id"))

@@ -6,13 +6,21 @@ Permission is the caller's: pass only an alert that `queries.get_alert_for` retu
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import func, literal, select, update
 from sqlalchemy.orm import Session
 
 from services.accounts.models import User
+from services.alerts.kinds import (
+    EPISODE_ENDED,
+    NOTE_REQUIRED,
+    RESOLUTION_REASONS,
+    has_repair_steps,
+    resolution_reasons,
+    steps_for,
+)
 from services.alerts.models import Alert, AlertAction
 from services.alerts.repair import REPAIR_TOPICS, get_suggestion
 from services.audit.operations import record_event
@@ -20,8 +28,11 @@ from services.clients.models import Episode
 from services.db import utcnow
 from services.surveys.models import Administration
 
-RESOLUTION_REASONS = ("repaired", "not_a_rupture", "client_ended", "other")
+__all__ = ["RESOLUTION_REASONS"]  # re-exported: every reason an alert can carry
 MAX_TEXT = 2000
+SYSTEM = "system"
+# Alerts closed per pass when episodes end; the next pass takes the rest.
+ENDED_BATCH = 500
 
 
 class AlertActionError(ValueError):
@@ -143,7 +154,9 @@ def record_repair_step(
     component: str | None = None,
     ip: str | None = None,
 ) -> AlertAction:
-    """Record a repair step taken: one of the suggestions (by key), free text, or both."""
+    """Record a repair step taken on a partnership alert: one of the suggestions (by key), free text, or both."""
+    if not has_repair_steps(alert.kind):
+        raise AlertActionError("Repair steps are for partnership alerts; record one of this alert's steps instead.")
     suggestion = None
     if suggestion_key:
         suggestion = get_suggestion(suggestion_key)
@@ -153,23 +166,45 @@ def record_repair_step(
     topic = component or (suggestion.topic if suggestion is not None else None)
     if topic is not None and topic not in REPAIR_TOPICS:
         raise AlertActionError(f"Unknown component {topic!r}; choose one of: {', '.join(REPAIR_TOPICS)}.")
+    _seen(alert, actor)
+    detail: dict[str, Any] = {"suggestion": suggestion.key} if suggestion is not None else {}
+    return _action(session, alert, actor=actor, action="repair_step", component=topic, text=clean, detail=detail, ip=ip)
+
+
+def record_step(
+    session: Session, alert: Alert, *, actor: User, step: str, text: str | None = None, ip: str | None = None
+) -> AlertAction:
+    """Record a step taken on a risk or outcome alert (services.alerts.kinds.STEPS_BY_KIND), with optional words."""
+    _refuse_resolved(alert)
+    allowed = steps_for(alert.kind)
+    if step not in allowed:
+        if not allowed:
+            raise AlertActionError("Record a repair step on a partnership alert.")
+        raise AlertActionError(f"Unknown step {step!r} for a {alert.kind} alert; choose one of: {', '.join(allowed)}.")
+    clean = _text(text, required=False)
+    _seen(alert, actor)
+    return _action(session, alert, actor=actor, action="step", text=clean, detail={"step": step}, ip=ip)
+
+
+def _seen(alert: Alert, actor: User) -> None:
     if alert.status == "open":
         # Acting on an alert means it has been seen.
         alert.status = "acknowledged"
         alert.acknowledged_at = utcnow()
         alert.acknowledged_by_id = actor.id
-    detail: dict[str, Any] = {"suggestion": suggestion.key} if suggestion is not None else {}
-    return _action(session, alert, actor=actor, action="repair_step", component=topic, text=clean, detail=detail, ip=ip)
 
 
 def resolve_alert(
     session: Session, alert: Alert, *, actor: User, reason: str, note: str | None = None, ip: str | None = None
 ) -> AlertAction:
-    """Close an alert with a reason (repaired, not_a_rupture, client_ended, other)."""
+    """Close an alert with one of its kind's reasons (services.alerts.kinds.RESOLUTION_REASONS_BY_KIND)."""
     _refuse_resolved(alert)
-    if reason not in RESOLUTION_REASONS:
-        raise AlertActionError(f"Unknown reason {reason!r}; choose one of: {', '.join(RESOLUTION_REASONS)}.")
-    clean = _text(note, required=reason == "other")
+    allowed = resolution_reasons(alert.kind)
+    if reason not in allowed:
+        raise AlertActionError(
+            f"Unknown reason {reason!r} for a {alert.kind} alert; choose one of: {', '.join(allowed)}."
+        )
+    clean = _text(note, required=reason in NOTE_REQUIRED)
     now = utcnow()
     alert.status = "resolved"
     alert.resolved_at = now
@@ -181,6 +216,66 @@ def resolve_alert(
         alert.acknowledged_at = now
         alert.acknowledged_by_id = actor.id
     return _action(session, alert, actor=actor, action="resolved", text=clean, detail={"reason": reason}, ip=ip, at=now)
+
+
+def ended_before(opened_at: datetime, ended_on: date | None) -> bool:
+    """Whether an alert opened at opened_at belongs to an episode that has ended since (not news after its end)."""
+    return ended_on is not None and opened_at.astimezone(UTC).date() <= ended_on
+
+
+def close_alerts_of_ended_episodes(
+    session: Session, *, today: date, episode_id: int | None = None, now: datetime | None = None
+) -> list[int]:
+    """Resolve, as "episode ended", every unresolved alert of an episode that ended on or before today; their ids.
+
+    Called when an episode ends, and by the scheduler as a safety net (episodes that ended before this existed, or
+    were ended by an import). An alert opened after the end (a risk answer on a last, late questionnaire) is news,
+    not history: it stays open. Each closure is a conditional UPDATE, so a concurrent pass closes nothing twice.
+    """
+    now = now or utcnow()
+    conditions = [Alert.status != "resolved", Episode.ended_on.is_not(None), Episode.ended_on <= today]
+    if episode_id is not None:
+        conditions.append(Episode.id == episode_id)
+    rows = session.execute(
+        select(Alert.id, Alert.kind, Alert.opened_at, Episode.ended_on, Episode.client_id)
+        .join(Episode, Episode.id == Alert.episode_id)
+        .where(*conditions)
+        .order_by(Alert.id)
+        .limit(ENDED_BATCH)
+    ).all()
+    closed = []
+    for alert_id, kind, opened_at, ended_on, client_id in rows:
+        if not ended_before(opened_at, ended_on):
+            continue
+        done = session.execute(
+            update(Alert)
+            .where(Alert.id == alert_id, Alert.status != "resolved")
+            .values(
+                status="resolved",
+                resolved_at=now,
+                resolved_by_id=None,
+                resolution_reason=EPISODE_ENDED,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session="fetch")
+        )
+        if not done.rowcount:  # type: ignore[attr-defined]
+            continue
+        session.add(
+            AlertAction(alert_id=alert_id, at=now, actor_id=None, action="resolved", detail={"reason": EPISODE_ENDED})
+        )
+        record_event(
+            session,
+            action="alert_resolved",
+            actor_label=SYSTEM,
+            subject_type="alert",
+            subject_id=alert_id,
+            client_id=client_id,
+            detail={"kind": kind, "reason": EPISODE_ENDED},
+        )
+        closed.append(alert_id)
+    session.flush()
+    return closed
 
 
 def _refuse_resolved(alert: Alert) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from services.measures import UnknownInstrumentError, load_instrument
 from services.signals import (
     COMPONENT_DROP,
     LOW_ALLIANCE,
@@ -92,9 +93,13 @@ _TEXT: Mapping[str, Mapping[str, str]] = {
         "es": "La puntuación de {instrument} ({score}) está fuera del rango esperado en este punto de la terapia",
     },
     "risk": {
-        "en": "Risk item answered above 0 on {instrument} (item {item}: {answer}); check in with the client",
-        "es": "Ítem de riesgo respondido por encima de 0 en {instrument} (ítem {item}: {answer}); "
-        "contacte con el cliente",
+        "en": "Risk question answered above 0 on {instrument} (question {item}): “{question}”, answered “{answer}”",
+        "es": "Pregunta de riesgo respondida por encima de 0 en {instrument} (pregunta {item}): «{question}», "
+        "respuesta «{answer}»",
+    },
+    "risk_unknown": {
+        "en": "Risk item answered above 0 on {instrument} (question {item}, answer {answer})",
+        "es": "Ítem de riesgo respondido por encima de 0 en {instrument} (pregunta {item}, respuesta {answer})",
     },
     "risk_again": {
         "en": "answered above 0 on {count} occasions",
@@ -181,14 +186,35 @@ def describe_signal(kind: str, evidence: Mapping[str, Any], *, instrument: str =
     if kind == OFF_TRACK:
         return _t("off_track", lang, instrument=instrument, score=number(ev.get("score")))
     if kind == RISK:
-        return _t(
-            "risk",
-            lang,
-            instrument=instrument,
-            item=_item_number(str(ev.get("item", ""))),
-            answer=number(ev.get("answer")),
-        )
+        item_id = str(ev.get("item", ""))
+        wording = risk_item_wording(instrument, item_id, ev.get("answer"), language=lang)
+        if wording is None:
+            return _t(
+                "risk_unknown", lang, instrument=instrument, item=_item_number(item_id), answer=number(ev.get("answer"))
+            )
+        question, answer = wording
+        return _t("risk", lang, instrument=instrument, item=_item_number(item_id), question=question, answer=answer)
     return _t("something", lang)
+
+
+def risk_item_wording(instrument: str, item_id: str, answer: object, *, language: str = "en") -> tuple[str, str] | None:
+    """The risk item's question and the chosen answer's label in a language, from the instrument's definition."""
+    try:
+        item = load_instrument(instrument).item(item_id)
+    except (UnknownInstrumentError, KeyError):
+        return None
+    question = item.text.get(language) or item.text.get("en")
+    label = next(
+        (
+            option.label.get(language) or option.label.get("en")
+            for option in item.options
+            if isinstance(answer, int | float) and not isinstance(answer, bool) and option.value == float(answer)
+        ),
+        None,
+    )
+    if not question or not label:
+        return None
+    return question, label
 
 
 def summarize_alert(kind: str, entries: Sequence[Mapping[str, Any]], *, language: str = "en") -> str:
@@ -271,6 +297,6 @@ def _clip(line: str) -> str:
 
 def alert_line(kind: str, stored: str | None, entries: Sequence[Mapping[str, Any]], *, language: str = "en") -> str:
     """An alert's one-line reason in a language: the stored (English) summary when it serves, else written anew."""
-    if language == "en" and stored:
-        return stored
+    if language == "en" and stored and kind != "risk":
+        return stored  # risk lines are written anew: they quote the question, and older rows did not
     return summarize_alert(kind, entries, language=language)

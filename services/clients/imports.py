@@ -31,6 +31,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.accounts.models import User
+from services.clients.codes import CODE_PATTERN
 from services.clients.models import Appointment, Client, Episode
 from services.clients.operations import (
     CLINICAL_ROLES,
@@ -47,7 +48,6 @@ MAX_ROWS = 5000
 MAX_REDIRECTS = 3
 Outcome = Literal["imported", "updated", "skipped"]
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
-_CODE_IN_TEXT = re.compile(r"\b(C[ACDEFGHJKMNPQRTUVWXY34679]{7})\b")
 
 
 class ImportFileError(ClientError):
@@ -363,7 +363,7 @@ def _ics_row(line: int, props: list[tuple[str, dict[str, str], str]], tz: ZoneIn
         row.client_code = _unescape(first["X-RAPPORT-CLIENT"][1]).strip().upper() or None
     if row.client_code is None:
         for key in ("SUMMARY", "DESCRIPTION"):
-            found = _CODE_IN_TEXT.search(_unescape(first.get(key, ({}, ""))[1]))
+            found = CODE_PATTERN.search(_unescape(first.get(key, ({}, ""))[1]))
             if found:
                 row.client_code = found.group(1)
                 break

@@ -3,8 +3,6 @@ commits."""
 
 from __future__ import annotations
 
-import re
-import secrets
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
@@ -13,20 +11,20 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.accounts.models import Role, User
+from services.alerts.operations import close_alerts_of_ended_episodes
+from services.audit.operations import record_event
+from services.clients.codes import generate_client_code
 from services.clients.models import Appointment, Client, Episode
+from services.clients.phones import DEFAULT_REGION, PhoneNumberError, normalise_phone
 from services.db import utcnow
 from services.surveys.invitations import cancel_invitations, reschedule_invitations
 from services.surveys.policy import InvitationPolicy
 from services.surveys.protocols import get_protocol
 
-# No look-alike characters (0/O, 1/I/L, 2/Z, 5/S, 8/B), so a code read aloud or copied by hand survives.
-CODE_ALPHABET = "ACDEFGHJKMNPQRTUVWXY34679"
-CODE_LENGTH = 7
 LANGUAGES = ("en", "es")
 MAX_GOALS = 3
 MAX_GOAL_LENGTH = 300
 CLINICAL_ROLES = (Role.CLINICIAN.value, Role.SUPERVISOR.value)
-_PHONE = re.compile(r"^\+?[0-9 ()\-]{3,40}$")
 MAX_APPOINTMENT = timedelta(hours=8)
 MAX_SOURCE_LENGTH = 20
 MAX_EXTERNAL_ID_LENGTH = 200
@@ -37,11 +35,6 @@ CHECK_IN_AFTER = timedelta(hours=2)
 
 class ClientError(ValueError):
     """A request about a client or episode that cannot be done, with a message fit to show."""
-
-
-def generate_client_code() -> str:
-    """A random pseudonymous client code such as ``C4KXHM7Q`` (carries nothing about the person)."""
-    return "C" + "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
 
 
 def _unique_code(session: Session) -> str:
@@ -83,16 +76,20 @@ def clean_contact_details(
     language: str = "en",
     consent_email: bool = False,
     consent_sms: bool = False,
+    phone_region: str = DEFAULT_REGION,
 ) -> ContactDetails:
-    """Validate and normalise what the front desk enters about a client (raises ClientError)."""
+    """Validate and normalise what the front desk enters about a client (raises ClientError); phones become E.164."""
     email = (email or "").strip().lower() or None
     phone = " ".join((phone or "").split()) or None
     if email is not None and (
         "@" not in email or email.startswith("@") or email.endswith("@") or len(email) > 254 or " " in email
     ):
         raise ClientError(f"{email!r} is not a valid email address.")
-    if phone is not None and (len(phone) > 40 or not _PHONE.match(phone)):
-        raise ClientError("The phone number may hold only digits, spaces, +, -, ( and ), at most 40 characters.")
+    if phone is not None:
+        try:
+            phone = normalise_phone(phone, region=phone_region, for_sms=consent_sms)
+        except PhoneNumberError as exc:
+            raise ClientError(str(exc)) from None
     if language not in LANGUAGES:
         raise ClientError(f"Unknown language {language!r}; choose one of: {', '.join(LANGUAGES)}.")
     if consent_email and email is None:
@@ -120,8 +117,9 @@ def create_client(
     language: str = "en",
     consent_email: bool = False,
     consent_sms: bool = False,
+    phone_region: str = DEFAULT_REGION,
 ) -> Client:
-    """Enrol a client under a newly generated pseudonymous code."""
+    """Enrol a client under a newly generated pseudonymous code (a phone without a country code is in phone_region)."""
     details = clean_contact_details(
         first_name=first_name,
         last_name=last_name,
@@ -130,6 +128,7 @@ def create_client(
         language=language,
         consent_email=consent_email,
         consent_sms=consent_sms,
+        phone_region=phone_region,
     )
     client = Client(code=_unique_code(session), **asdict(details))
     session.add(client)
@@ -148,6 +147,7 @@ def update_client(
     language: str = "en",
     consent_email: bool = False,
     consent_sms: bool = False,
+    phone_region: str = DEFAULT_REGION,
 ) -> Client:
     """Correct a client's name, contacts, language or consent (withdrawn consent stops messages on that channel)."""
     client = session.get(Client, client_id)
@@ -161,6 +161,7 @@ def update_client(
         language=language,
         consent_email=consent_email,
         consent_sms=consent_sms,
+        phone_region=phone_region,
     )
     for name, value in asdict(details).items():
         setattr(client, name, value)
@@ -327,3 +328,30 @@ def check_in_appointment(session: Session, *, appointment_id: int, now: datetime
         appointment.checked_in_at = now
         session.flush()
     return appointment
+
+
+def end_episode(
+    session: Session, *, episode_id: int, ended_on: date, actor_id: int | None = None, now: datetime | None = None
+) -> Episode:
+    """End an episode of care (audited); its open alerts close as "episode ended" once the end date has come."""
+    episode = session.get(Episode, episode_id)
+    if episode is None:
+        raise ClientError("No such episode.")
+    if episode.ended_on is not None:
+        raise ClientError("This episode has already ended.")
+    if ended_on < episode.started_on:
+        raise ClientError("An episode cannot end before it started.")
+    episode.ended_on = ended_on
+    session.flush()
+    record_event(
+        session,
+        action="episode_ended",
+        actor_id=actor_id,
+        subject_type="episode",
+        subject_id=episode.id,
+        client_id=episode.client_id,
+        detail={"ended_on": ended_on.isoformat()},
+    )
+    now = now or utcnow()
+    close_alerts_of_ended_episodes(session, today=now.date(), episode_id=episode.id, now=now)
+    return episode

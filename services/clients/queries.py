@@ -102,18 +102,8 @@ def _like_pattern(term: str) -> str:
     return f"%{escaped}%"
 
 
-def list_visible_clients(
-    session: Session,
-    user: User,
-    *,
-    search: str | None = None,
-    page: int = 1,
-    per_page: int = DEFAULT_PER_PAGE,
-    include_archived: bool = False,
-) -> Page[Client]:
-    """Clients user may see, optionally filtered by name or code, one page at a time, by last name."""
-    per_page = min(max(per_page, 1), MAX_PER_PAGE)
-    page = max(page, 1)
+def _visible_clients_where(user: User, search: str | None, include_archived: bool) -> ColumnElement[bool]:
+    """The clients user may see, optionally matching every word of search in a name or the code."""
     conditions: list[ColumnElement[bool]] = [client_scope(user)]
     if not include_archived:
         conditions.append(Client.archived_at.is_(None))
@@ -126,7 +116,22 @@ def list_visible_clients(
                 Client.code.ilike(pattern, escape="\\"),
             )
         )
-    where = and_(*conditions)
+    return and_(*conditions)
+
+
+def list_visible_clients(
+    session: Session,
+    user: User,
+    *,
+    search: str | None = None,
+    page: int = 1,
+    per_page: int = DEFAULT_PER_PAGE,
+    include_archived: bool = False,
+) -> Page[Client]:
+    """Clients user may see, optionally filtered by name or code, one page at a time, by last name."""
+    per_page = min(max(per_page, 1), MAX_PER_PAGE)
+    page = max(page, 1)
+    where = _visible_clients_where(user, search, include_archived)
     total = session.scalar(select(func.count()).select_from(Client).where(where)) or 0
     items = list(
         session.scalars(
@@ -137,6 +142,84 @@ def list_visible_clients(
             .offset((page - 1) * per_page)
         )
     )
+    return Page(items=items, total=total, page=page, per_page=per_page)
+
+
+@dataclass(frozen=True)
+class RosterRow:
+    """A client on the front desk's roster: their clinician, next appointment and last invitation's state."""
+
+    client: Client
+    clinician_name: str | None
+    next_appointment_at: datetime | None
+    invitation_status: str | None
+    invitation_sent_at: datetime | None
+
+
+def list_roster(
+    session: Session,
+    user: User,
+    *,
+    search: str | None = None,
+    page: int = 1,
+    per_page: int = DEFAULT_PER_PAGE,
+    now: datetime | None = None,
+) -> Page[RosterRow]:
+    """One page of the roster in two statements (the count and the page), whatever the page size.
+
+    The clinician is the one of the client's newest open episode (else their newest episode); the next appointment
+    is the earliest scheduled one not yet over; the last invitation is the one handed out or sent most recently.
+    """
+    now = now or utcnow()
+    per_page = min(max(per_page, 1), MAX_PER_PAGE)
+    page = max(page, 1)
+    where = _visible_clients_where(user, search, include_archived=False)
+    total = session.scalar(select(func.count()).select_from(Client).where(where)) or 0
+    order = (Client.last_name, Client.first_name, Client.id)
+    # The page's client ids first, so the per-client lookups below run for these rows only.
+    page_ids = select(Client.id).where(where).order_by(*order).limit(per_page).offset((page - 1) * per_page).subquery()
+    current_episode = (
+        select(Episode.id)
+        .where(Episode.client_id == Client.id)
+        .order_by(Episode.ended_on.is_not(None), Episode.started_on.desc(), Episode.id.desc())
+        .limit(1)
+        .correlate(Client)
+        .scalar_subquery()
+    )
+    next_appointment = (
+        select(func.min(Appointment.starts_at))
+        .join(Episode, Episode.id == Appointment.episode_id)
+        .where(Episode.client_id == Client.id, Appointment.status == "scheduled", Appointment.ends_at > now)
+        .correlate(Client)
+        .scalar_subquery()
+    )
+    last_invitation = (
+        select(Invitation.id)
+        .join(Episode, Episode.id == Invitation.episode_id)
+        .where(Episode.client_id == Client.id, Invitation.sent_at.is_not(None))
+        .order_by(Invitation.sent_at.desc(), Invitation.id.desc())
+        .limit(1)
+        .correlate(Client)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        select(Client, User.name, next_appointment.label("next_at"), Invitation.status, Invitation.sent_at)
+        .join(page_ids, page_ids.c.id == Client.id)
+        .outerjoin(Episode, Episode.id == current_episode)
+        .outerjoin(User, User.id == Episode.clinician_id)
+        .outerjoin(Invitation, Invitation.id == last_invitation)
+        .order_by(*order)
+    ).all()
+    items = [
+        RosterRow(
+            client=client,
+            clinician_name=name,
+            next_appointment_at=next_at,
+            invitation_status=status,
+            invitation_sent_at=sent_at,
+        )
+        for client, name, next_at, status, sent_at in rows
+    ]
     return Page(items=items, total=total, page=page, per_page=per_page)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+from services.clients.codes import generate_client_code
+
 _ONSETS = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "kl", "st", "tr"]
 _VOWELS = ["a", "e", "i", "o", "u", "ai", "ea", "io", "ou"]
 _CODAS = ["", "", "n", "l", "r", "s", "th", "m", "x"]
@@ -20,10 +22,9 @@ def synthetic_name(rng: random.Random) -> tuple[str, str]:
 
 
 def client_code(rng: random.Random, taken: set[str]) -> str:
-    """A pseudonymous client code like C-7KQ2M, unique within taken."""
-    alphabet = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+    """A pseudonymous client code in the practice's one format (see services.clients.codes), unique within taken."""
     while True:
-        code = "C-" + "".join(rng.choice(alphabet) for _ in range(5))
+        code = generate_client_code(rng.choice)
         if code not in taken:
             taken.add(code)
             return code

@@ -24,8 +24,12 @@ from sqlalchemy.orm import Session
 
 from services.accounts.models import Role, Team, User
 from services.accounts.passwords import hash_password
+from services.alerts.escalation import settle_history
 from services.alerts.evaluation import evaluate_episode_histories
+from services.alerts.operations import close_alerts_of_ended_episodes
 from services.clients.models import Appointment, Client, Episode
+from services.clients.operations import CHECK_IN_AFTER
+from services.config import Settings
 from services.db import Database
 from services.demo.names import client_code, synthetic_name
 from services.demo.trajectories import ClientCourse, client_course, outcome_items
@@ -53,6 +57,11 @@ CLIENTS_PER_CLINICIAN = 12
 CLINICIANS_PER_TEAM = 8
 COMPLETION_RATE = 0.78
 BATCH_CLIENTS = 500
+# Today's sessions, so check-in and the kiosk can be tried at once: at most this many per clinician, on the hour in
+# the practice's day (evening sessions included), only at times that can still be checked in.
+TODAY_PER_CLINICIAN = 3
+TODAY_HOURS = range(8, 21)
+SESSION_MINUTES = 50
 # Scored administrations remembered by their answers (goal and partnership answers repeat often); bounded.
 SCORE_MEMO_SIZE = 10_000
 
@@ -123,6 +132,13 @@ def _session_times(start: date, count: int, tz: ZoneInfo, rng: random.Random) ->
     return [(first + timedelta(weeks=w)).astimezone(UTC) for w in range(count)]
 
 
+def _today_slots(today: date, tz: ZoneInfo, now: datetime) -> list[datetime]:
+    """Today's session starts (UTC) that can still be checked in: upcoming ones first, then ones under way."""
+    starts = [datetime.combine(today, time(hour, 0), tzinfo=tz).astimezone(UTC) for hour in TODAY_HOURS]
+    open_ = [at for at in starts if at + timedelta(minutes=SESSION_MINUTES) + CHECK_IN_AFTER > now]
+    return [at for at in open_ if at > now] + [at for at in open_ if at <= now][::-1]
+
+
 def _answers(code: str, course: ClientCourse, t: int, rng: random.Random) -> dict[str, Any]:
     if code == PHQ9:
         risk = 1 if course.risk_session == t else 0
@@ -188,6 +204,7 @@ def seed_demo(
     clinician_ids = [u.id for u in clinician_users]
     totals = {"episodes": 0, "appointments": 0, "invitations": 0, "administrations": 0}
     taken_codes: set[str] = set()
+    booked_today: dict[int, list[datetime]] = {}
     score_memo: dict[tuple[Any, ...], dict[str, Any]] = {}
     for batch_start in range(0, clients, BATCH_CLIENTS):
         batch = range(batch_start, min(clients, batch_start + BATCH_CLIENTS))
@@ -198,6 +215,7 @@ def seed_demo(
                 batch,
                 clinician_ids,
                 taken_codes,
+                booked_today=booked_today,
                 window_start=window_start,
                 today=today,
                 tz=tz,
@@ -207,6 +225,16 @@ def seed_demo(
         for key, value in counts.items():
             totals[key] += value
     with database.unit_of_work() as session:
+        # The history's alerts are history: those of ended episodes are closed, and those past their escalation
+        # deadline count as escalated at the time, so the first scheduler pass does not escalate months at once.
+        close_alerts_of_ended_episodes(session, today=today, now=now)
+        defaults = Settings()
+        settle_history(
+            session,
+            now=now,
+            ack_window=timedelta(hours=defaults.ack_window_hours),
+            risk_window=timedelta(minutes=defaults.risk_window_minutes),
+        )
         # Upcoming sessions get their invitations now, as the every-minute job would (sent by the worker).
         dispatch_invitations(session, policy=InvitationPolicy(), now=now)
     return SeedSummary(teams=n_teams, staff=staff_count, clients=clients, **totals)
@@ -304,6 +332,7 @@ def _seed_batch(
     clinician_ids: list[int],
     taken_codes: set[str],
     *,
+    booked_today: dict[int, list[datetime]] | None = None,
     window_start: date,
     today: date,
     tz: ZoneInfo,
@@ -321,7 +350,7 @@ def _seed_batch(
                 "first_name": first,
                 "last_name": last,
                 "email": f"{first.lower()}.{last.lower()}{rng.randint(1, 999)}@example.test",
-                "phone": f"+44 7700 9{rng.randint(0, 99999):05d}" if consent_sms else None,
+                "phone": f"+447700900{rng.randint(0, 999):03d}" if consent_sms else None,  # Ofcom drama range, E.164
                 "language": "es" if rng.random() < 0.15 else "en",
                 "consent_email": True,
                 "consent_sms": consent_sms,
@@ -333,6 +362,7 @@ def _seed_batch(
         starts.append(start)
     client_ids = _insert_rows(session, Client, client_rows)
 
+    clinician_of = [clinician_ids[(batch.start + i) % len(clinician_ids)] for i in range(len(client_ids))]
     episode_rows = []
     for i, cid in enumerate(client_ids):
         course, start = courses[i], starts[i]
@@ -342,7 +372,7 @@ def _seed_batch(
         episode_rows.append(
             {
                 "client_id": cid,
-                "clinician_id": clinician_ids[(batch.start + i) % len(clinician_ids)],
+                "clinician_id": clinician_of[i],
                 "protocol_code": "standard",
                 "started_on": start,
                 "ended_on": (last_session + timedelta(days=7)) if finished and last_session < today else None,
@@ -354,21 +384,46 @@ def _seed_batch(
 
     appt_rows: list[dict[str, Any]] = []
     appt_meta: list[tuple[int, int, bool]] = []  # (client index, session index, in the past)
-    for i, eid in enumerate(episode_ids):
-        course = courses[i]
-        times = _session_times(starts[i], course.sessions, tz, rng)
+    booked_today = {} if booked_today is None else booked_today
+    slots = _today_slots(today, tz, now)
+    day_start = datetime.combine(today, time(0), tzinfo=tz).astimezone(UTC)
+    schedules: list[list[datetime]] = []
+    for i in range(len(episode_ids)):
+        times = _session_times(starts[i], courses[i].sessions, tz, rng)
         if episode_rows[i]["ended_on"] is None:
             nxt = times[-1] + timedelta(weeks=1)
             while nxt < now:
                 nxt += timedelta(weeks=1)
             times += [nxt, nxt + timedelta(weeks=1)]  # the next two sessions
+        schedules.append(times)
+    # Sessions that fall today anyway keep their clinician busy at that hour.
+    busy: dict[int, set[datetime]] = {}
+    for i, times in enumerate(schedules):
+        busy.setdefault(clinician_of[i], set()).update(
+            at for at in times if day_start <= at < day_start + timedelta(days=1)
+        )
+    moved: list[datetime | None] = []
+    for i, times in enumerate(schedules):
+        clinician_id = clinician_of[i]
+        booked = booked_today.setdefault(clinician_id, [])
+        free = [at for at in slots if at not in booked and at not in busy[clinician_id]]
+        upcoming = len(times) - courses[i].sessions == 2  # an open episode, its next two sessions at the end
+        # The next session moves to today when the clinician has room and the last one was days ago.
+        if upcoming and free and len(booked) < TODAY_PER_CLINICIAN and times[-3] < day_start - timedelta(days=2):
+            times[-2:] = [free[0], free[0] + timedelta(weeks=1)]
+            booked.append(free[0])
+            moved.append(free[0])
+        else:
+            moved.append(None)
+    for i, eid in enumerate(episode_ids):
+        times, today_at = schedules[i], moved[i]
         for t, at in enumerate(times):
-            past = at + timedelta(minutes=50) < now
+            past = at + timedelta(minutes=SESSION_MINUTES) < now and at != today_at
             appt_rows.append(
                 {
                     "episode_id": eid,
                     "starts_at": at,
-                    "ends_at": at + timedelta(minutes=50),
+                    "ends_at": at + timedelta(minutes=SESSION_MINUTES),
                     "status": "completed" if past else "scheduled",
                     "source": "demo",
                 }

@@ -58,6 +58,18 @@ TEMPLATES: dict[str, MessageTemplate] = {
             "Ábralo aquí: {link}\n",
         },
     ),
+    "escalation_digest": MessageTemplate(
+        subject={
+            "en": "Rapport: {count} items need attention",
+            "es": "Rapport: {count} elementos necesitan atención",
+        },
+        body={
+            "en": "{count} items in Rapport have not been acknowledged in time and were passed to you as {role}.\n\n"
+            "Open them here: {link}\n",
+            "es": "{count} elementos de Rapport no se revisaron a tiempo y se le han pasado como {role}.\n\n"
+            "Ábralos aquí: {link}\n",
+        },
+    ),
     "review_due": MessageTemplate(
         subject={"en": "A case review is due in Rapport", "es": "Una revisión de caso vence en Rapport"},
         body={
@@ -73,6 +85,17 @@ TEMPLATES: dict[str, MessageTemplate] = {
         body={
             "en": "A monthly report is ready to download.\n\nOpen it here: {link}\n",
             "es": "Hay un informe mensual listo para descargar.\n\nÁbralo aquí: {link}\n",
+        },
+    ),
+    "password_reset": MessageTemplate(
+        subject={"en": "Reset your Rapport password", "es": "Restablezca su contraseña de Rapport"},
+        body={
+            "en": "Someone asked to reset the password of your Rapport account at {practice}.\n\n"
+            "To choose a new password, open this link within an hour. It works once:\n{link}\n\n"
+            "If you did not ask for this, ignore this message: your password stays as it is.\n",
+            "es": "Alguien ha pedido restablecer la contraseña de su cuenta de Rapport en {practice}.\n\n"
+            "Para elegir una contraseña nueva, abra este enlace antes de una hora. Solo funciona una vez:\n{link}\n\n"
+            "Si no lo ha pedido usted, ignore este mensaje: su contraseña no cambia.\n",
         },
     ),
     "invitation": MessageTemplate(

@@ -30,6 +30,10 @@ DEFAULTS: dict[str, Any] = {
             "phones": [],
         },
     },
+    # How long a survey link the front desk hands out (copied, QR code, "send now") stays open, in hours.
+    "survey_link_hours": 24,
+    # A person gets at most one escalation message per this many minutes (services.alerts.escalation).
+    "escalation_digest_minutes": 15,
 }
 
 

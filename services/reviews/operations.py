@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from services.accounts.models import Role, Team, User
+from services.alerts.kinds import EPISODE_ENDED, resolution_reasons
 from services.alerts.models import Alert
 from services.alerts.operations import acknowledge_alert, add_alert_note, resolve_alert
 from services.alerts.repair import REPAIR_TOPICS
@@ -54,26 +55,65 @@ KEY_PREFIX = {
     DETERIORATION_REASON: "deterioration:alert:",
     FOLLOW_UP_REASON: "follow_up:review:",
 }
+# Episodes still in care: reviews are opened and reminded only for these.
+_OPEN_EPISODES = select(Episode.id).where(Episode.ended_on.is_(None))
 # Alerts resolved since the last run still get the review they earned, within this window.
 LOOKBACK = timedelta(days=30)
 # Per pass and trigger; the next pass takes the rest.
 BATCH = 200
 SCHEDULER = "scheduler"
 
-# What a completed review decided, and what it does to the alert it is about (None: the alert stays open).
-OUTCOMES: dict[str, str | None] = {
+# What a completed review decided, and what it does to the alert it is about (None: the alert stays open), by the
+# kind of alert the review is about: a partnership review walks through its components, an outcome review through
+# what may explain the change, a risk review through what lies behind the answer.
+ALLIANCE_OUTCOMES: dict[str, str | None] = {
     "repaired": "repaired",
     "plan_agreed": None,
     "not_a_concern": "not_a_rupture",
     "client_ended": "client_ended",
 }
+OUTCOME_OUTCOMES: dict[str, str | None] = {
+    "plan_reviewed": "plan_reviewed",
+    "referred_stepped_up": "referred_stepped_up",
+    "client_improving": "client_improving",
+    "plan_agreed": None,
+}
+RISK_OUTCOMES: dict[str, str | None] = {
+    "contacted_client": "contacted_client",
+    "safety_plan_reviewed": "safety_plan_reviewed",
+    "emergency_services": "emergency_services",
+    "not_a_risk": "not_a_risk",
+    "plan_agreed": None,
+}
+OUTCOMES_BY_KIND: dict[str, dict[str, str | None]] = {
+    "alliance": ALLIANCE_OUTCOMES,
+    "outcome": OUTCOME_OUTCOMES,
+    "risk": RISK_OUTCOMES,
+}
+OUTCOMES = ALLIANCE_OUTCOMES
 OUTCOME_LABELS = {
     "repaired": "repaired or resolved",
     "plan_agreed": "plan agreed",
     "not_a_concern": "not a rupture or concern",
     "client_ended": "client ended therapy",
+    "plan_reviewed": "treatment plan reviewed",
+    "referred_stepped_up": "referred or stepped up",
+    "client_improving": "client improving",
+    "contacted_client": "client contacted",
+    "safety_plan_reviewed": "safety plan reviewed",
+    "emergency_services": "emergency services involved",
+    "not_a_risk": "not a risk",
 }
 COMPONENTS = REPAIR_TOPICS
+OUTCOME_FACTORS = ("life_events", "treatment_fit", "partnership", "engagement", "unclear")
+RISK_FACTORS = ("recent_crisis", "long_standing", "misunderstood", "unclear")
+CHOICES_BY_KIND: dict[str, tuple[str, ...]] = {
+    "alliance": COMPONENTS,
+    "outcome": OUTCOME_FACTORS,
+    "risk": RISK_FACTORS,
+}
+# The form's key for the choice: the partnership's component, or what may explain an outcome or a risk answer.
+CHOICE_FIELD = {"alliance": "component", "outcome": "factor", "risk": "factor"}
 MAX_TEXT = 2000
 
 
@@ -178,10 +218,15 @@ def _without_review(reason: str) -> Any:
 
 
 def _relevant(now: datetime) -> Any:
-    # Two ranges of ix_alerts_status_opened: every unresolved alert, and resolved ones opened recently.
-    return or_(
-        Alert.status.in_(("open", "acknowledged")),
-        and_(Alert.status == "resolved", Alert.opened_at >= now - LOOKBACK),
+    # Two ranges of ix_alerts_status_opened: every unresolved alert, and resolved ones opened recently; never one
+    # whose episode has ended (closed as "episode ended", or about to be by the escalation job's safety net).
+    return and_(
+        or_(
+            Alert.status.in_(("open", "acknowledged")),
+            and_(Alert.status == "resolved", Alert.opened_at >= now - LOOKBACK),
+        ),
+        or_(Alert.resolution_reason.is_(None), Alert.resolution_reason != EPISODE_ENDED),
+        Alert.episode_id.in_(_OPEN_EPISODES),
     )
 
 
@@ -296,6 +341,7 @@ def find_review_triggers(
         .where(
             Alert.status.in_(("open", "acknowledged")),
             Alert.kind == "alliance",
+            Alert.episode_id.in_(_OPEN_EPISODES),
             _without_review(SILENT_REASON),
             last_seen <= now - timedelta(days=settings.silence_days),
         )
@@ -375,7 +421,7 @@ def queue_review_reminders(session: Session, *, now: datetime, policy: ReviewPol
     for what, column, when in passes:
         reviews = session.scalars(
             select(Review)
-            .where(Review.status == OPEN, column.is_(None), when)
+            .where(Review.status == OPEN, column.is_(None), when, Review.episode_id.in_(_OPEN_EPISODES))
             .order_by(Review.due_at, Review.id)
             .limit(BATCH)
         )
@@ -442,12 +488,18 @@ def _clean(value: str | None, *, too_long: str, missing: str | None = None) -> s
     return text
 
 
-def check_answers(answers: ReviewAnswers, *, today: date, policy: ReviewPolicy) -> ReviewAnswers:
-    """The answers cleaned and checked (raises ReviewError with a message fit to show)."""
-    if answers.outcome not in OUTCOMES:
-        raise ReviewError("Choose an outcome: %(choices)s.", choices=", ".join(OUTCOMES))
-    if answers.component not in COMPONENTS:
-        raise ReviewError("Choose the component of the partnership: %(choices)s.", choices=", ".join(COMPONENTS))
+def check_answers(
+    answers: ReviewAnswers, *, today: date, policy: ReviewPolicy, kind: str = "alliance"
+) -> ReviewAnswers:
+    """The answers cleaned and checked against the form of this kind (raises ReviewError with a message to show)."""
+    outcomes = OUTCOMES_BY_KIND.get(kind, ALLIANCE_OUTCOMES)
+    if answers.outcome not in outcomes:
+        raise ReviewError("Choose an outcome: %(choices)s.", choices=", ".join(outcomes))
+    choices = CHOICES_BY_KIND.get(kind, COMPONENTS)
+    if answers.component not in choices:
+        if kind == "alliance":
+            raise ReviewError("Choose the component of the partnership: %(choices)s.", choices=", ".join(choices))
+        raise ReviewError("Choose what may explain it: %(choices)s.", choices=", ".join(choices))
     if answers.follow_up_on is not None:
         if answers.follow_up_on <= today:
             raise ReviewError("A follow-up date must be after today.")
@@ -502,7 +554,8 @@ def complete_review(
     review = detail.review
     if review.status != OPEN:
         raise ReviewError("This review is already completed.")
-    clean = check_answers(answers, today=now.astimezone(tz).date(), policy=policy)
+    kind = detail.kind
+    clean = check_answers(answers, today=now.astimezone(tz).date(), policy=policy, kind=kind)
     review.status = COMPLETED
     review.completed_at = now
     review.completed_by_id = actor.id
@@ -511,7 +564,7 @@ def complete_review(
     review.form = {
         **review.form,
         "what_happened": clean.what_happened,
-        "component": clean.component,
+        CHOICE_FIELD.get(kind, "component"): clean.component,
         "clinician_tried": clean.clinician_tried,
         "plan": clean.plan,
         "follow_up_on": clean.follow_up_on.isoformat() if clean.follow_up_on else None,
@@ -526,7 +579,9 @@ def complete_review(
     )
     if alert is not None:
         note = _alert_note(review, clean)
-        resolution = OUTCOMES[clean.outcome]
+        resolution = OUTCOMES_BY_KIND.get(kind, ALLIANCE_OUTCOMES)[clean.outcome]
+        if resolution is not None and resolution not in resolution_reasons(alert.kind):
+            resolution = None  # a follow-up of another kind's review: the alert keeps its own workflow
         if resolution is not None and alert.status != "resolved":
             resolve_alert(session, alert, actor=actor, reason=resolution, note=note, ip=ip)
             result.alert_resolved = True
@@ -560,7 +615,7 @@ def complete_review(
         detail={
             "reason": review.reason,
             "outcome": clean.outcome,
-            "component": clean.component,
+            CHOICE_FIELD.get(kind, "component"): clean.component,
             "alert_id": review.alert_id,
             "alert_resolved": result.alert_resolved,
             "follow_up_review_id": result.follow_up.id if result.follow_up is not None else None,

@@ -1,7 +1,8 @@
 """Case review reads, scoped to who may see them, and who reviews a clinician's cases.
 
 - supervisor: reviews of every episode in their team (`episode_scope`), and any review assigned to them;
-- manager: only the reviews assigned to them (a manager is the fallback reviewer of a practice without supervisors);
+- manager: the reviews assigned to them and those nobody holds (a manager is the fallback reviewer of a practice
+  without supervisors); for the rest of the practice, counts per reviewer (`practice_review_counts`), no clients;
 - everyone else, and anyone inactive: none.
 
 A review outside the scope is reported as missing (None), so a page answers 404 and does not confirm it exists.
@@ -29,6 +30,13 @@ REASONS = ("UNREPAIRED", "SILENT_AFTER_RUPTURE", "REPEATED_RUPTURE", "RELIABLE_D
 OPEN = "open"
 COMPLETED = "completed"
 AGENDA_LIMIT = 200
+
+
+def review_kind(reason: str, alert_kind: str | None) -> str:
+    """The kind of alert a review is about: its alert's, else what its reason implies."""
+    if alert_kind in ("alliance", "outcome", "risk"):
+        return alert_kind
+    return "outcome" if reason == "RELIABLE_DETERIORATION" else "alliance"
 
 
 def reviewer_for(session: Session, clinician: User | None) -> User | None:
@@ -60,7 +68,7 @@ def review_scope(user: User) -> ColumnElement[bool]:
     if user.role == Role.SUPERVISOR:
         return or_(episode_scope(user), Review.reviewer_id == user.id)
     if user.role == Role.MANAGER:
-        return Review.reviewer_id == user.id
+        return or_(Review.reviewer_id == user.id, Review.reviewer_id.is_(None))
     return false()
 
 
@@ -171,6 +179,11 @@ class ReviewDetail:
             return None
         return alert_line(self.alert.kind, self.alert.summary, self.alert.evidence, language=language)
 
+    @property
+    def kind(self) -> str:
+        """The kind of alert the review is about (alliance, outcome or risk), which decides its questions."""
+        return review_kind(self.review.reason, self.alert.kind if self.alert is not None else None)
+
 
 def get_review_for(session: Session, user: User, review_id: int, *, for_update: bool = False) -> ReviewDetail | None:
     """The review with its case, or None when user may not see it; for_update locks the review row (PostgreSQL)."""
@@ -225,3 +238,35 @@ def agenda_counts(session: Session, user: User, *, now: datetime | None = None) 
         .where(review_scope(user), Review.status == OPEN)
     ).one()
     return AgendaCounts(open=int(row[0] or 0), overdue=int(row[1] or 0))
+
+
+@dataclass(frozen=True)
+class ReviewerCount:
+    """Open reviews held by one reviewer (None: unassigned), and how many of them are overdue."""
+
+    reviewer_id: int | None
+    reviewer_name: str | None
+    open: int
+    overdue: int
+
+
+def practice_review_counts(session: Session, user: User, *, now: datetime | None = None) -> list[ReviewerCount]:
+    """Every open review of the practice counted per reviewer, for a manager's overview (no client data; one query).
+
+    Empty for anyone but an active manager.
+    """
+    if not user.active or user.role != Role.MANAGER:
+        return []
+    now = now or utcnow()
+    overdue = func.sum(case((Review.due_at <= now, 1), else_=0))
+    rows = session.execute(
+        select(Review.reviewer_id, User.name, func.count(Review.id), overdue)
+        .outerjoin(User, User.id == Review.reviewer_id)
+        .where(Review.status == OPEN)
+        .group_by(Review.reviewer_id, User.name)
+        .order_by(User.name, Review.reviewer_id)
+    )
+    return [
+        ReviewerCount(reviewer_id=rid, reviewer_name=name, open=int(count or 0), overdue=int(late or 0))
+        for rid, name, count, late in rows
+    ]

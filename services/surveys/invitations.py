@@ -12,10 +12,10 @@ text is sent (the message context builder below), by the kiosk, or for a copied 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, cast, exists, literal, select, update
+from sqlalchemy import String, cast, exists, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,6 +25,7 @@ from services.db import utcnow
 from services.notifications.delivery import SkipDelivery, register_context_builder
 from services.notifications.models import Notification
 from services.notifications.operations import queue_notification
+from services.practice.settings import DEFAULTS, get_setting
 from services.surveys.models import Invitation, InvitationToken, Protocol
 from services.surveys.policy import InvitationPolicy
 from services.surveys.protocols import instruments_for, protocol_for_episode
@@ -38,6 +39,11 @@ OPEN_STATUSES = ("scheduled", "sent", "opened", "started")
 ANSWERABLE_STATUSES = ("sent", "opened", "started")
 ACTIVE_APPOINTMENT_STATUSES = ("scheduled", "completed")
 BATCH = 1000
+# Hand-outs whose expiry is at least their own lifetime, whatever the appointment's times.
+HAND_OUT_CHANNELS = ("kiosk", "link")
+LINK_HOURS_SETTING = "survey_link_hours"
+LINK_HOURS_RANGE = (1, 24 * 14)
+DEFAULTS_LINK_HOURS = DEFAULTS[LINK_HOURS_SETTING]
 
 
 class InvitationError(ValueError):
@@ -391,9 +397,10 @@ def _cancel_pending_messages(session: Session, invitation_ids: list[int]) -> Non
     if not invitation_ids:
         return
     keys = [dedupe_key(i) for i in invitation_ids] + [dedupe_key(i, reminder=True) for i in invitation_ids]
+    sent_now = [Notification.dedupe_key.like(f"{dedupe_key(i)}:now:%") for i in invitation_ids]
     session.execute(
         update(Notification)
-        .where(Notification.dedupe_key.in_(keys), Notification.status == "pending")
+        .where(or_(Notification.dedupe_key.in_(keys), *sent_now), Notification.status == "pending")
         .values(status="cancelled", last_error="invitation cancelled")
     )
 
@@ -435,13 +442,24 @@ def reschedule_invitations(session: Session, appointment: Appointment, *, policy
         due_at, expires_at = phase_times(appointment, invitation.phase, policy)
         if invitation.status == "scheduled":
             invitation.due_at = due_at
-        invitation.expires_at = max(expires_at, invitation.expires_at) if invitation.channel == "kiosk" else expires_at
+        if invitation.channel in HAND_OUT_CHANNELS:
+            expires_at = max(expires_at, invitation.expires_at)
+        invitation.expires_at = expires_at
         moved += 1
     session.flush()
     return moved
 
 
 # --- kiosk and copied links ----------------------------------------------------------------------------------
+
+
+def survey_link_lifetime(session: Session) -> timedelta:
+    """How long a handed-out link stays open: the practice setting survey_link_hours (1 hour to 14 days)."""
+    value = get_setting(session, LINK_HOURS_SETTING)
+    low, high = LINK_HOURS_RANGE
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        value = DEFAULTS_LINK_HOURS
+    return timedelta(hours=value)
 
 
 def _auto_phase(session: Session, appointment: Appointment, now: datetime) -> str:
@@ -491,7 +509,12 @@ def _hand_out(
             else "This episode's protocol asks nothing after the session."
         )
     _, phase_expiry = phase_times(appointment, phase, policy)
-    expires_at = max(phase_expiry, now + policy.kiosk_expiry) if channel == "kiosk" else phase_expiry
+    expires_at = phase_expiry
+    if channel == "kiosk":
+        expires_at = max(phase_expiry, now + policy.kiosk_expiry)
+    elif channel == "link" and phase_expiry > now:
+        # A link handed out while the appointment's window is open lasts the practice's link lifetime at least.
+        expires_at = max(phase_expiry, now + survey_link_lifetime(session))
     if expires_at <= now:
         raise InvitationError("It is too late to answer for this appointment.")
     invitation = session.scalar(
@@ -579,6 +602,54 @@ def create_link_invitation(
         phase=phase,
         policy=policy or InvitationPolicy(),
         now=now or utcnow(),
+    )
+
+
+SEND_NOW_LIMIT = 3
+
+
+def send_invitation_now(
+    session: Session, *, invitation_id: int, channel: str, now: datetime | None = None
+) -> Notification:
+    """Queue a handed-out invitation's link by email or text message now, if the client agreed to that channel.
+
+    The outbox row is keyed by the minute, so a double click sends one message; at most SEND_NOW_LIMIT per
+    invitation. The message mints its own token when the worker sends it (after the caller's commit).
+    """
+    now = now or utcnow()
+    if channel not in MESSAGE_CHANNELS:
+        raise InvitationError(f"Unknown channel {channel!r}.")
+    invitation = session.get(Invitation, invitation_id)
+    if invitation is None:
+        raise InvitationError("No such invitation.")
+    if invitation.status not in ANSWERABLE_STATUSES or invitation.expires_at <= now:
+        raise InvitationError("This invitation is closed; make a new link for the appointment.")
+    client = invitation.episode.client
+    if client.opted_out_at is not None or client.archived_at is not None:
+        raise InvitationError("This client opted out of messages; offer the kiosk in person instead.")
+    address = address_for(client, channel)
+    if not address:
+        raise InvitationError(
+            "The client has not agreed to email, or has no email address: record their consent first."
+            if channel == "email"
+            else "The client has not agreed to text messages, or has no mobile number: record their consent first."
+        )
+    prefix = f"{dedupe_key(invitation.id)}:now:"
+    key = f"{prefix}{now:%Y%m%dT%H%M}"
+    earlier = list(session.scalars(select(Notification.dedupe_key).where(Notification.dedupe_key.like(f"{prefix}%"))))
+    if key not in earlier and len(earlier) >= SEND_NOW_LIMIT:
+        raise InvitationError("This link was already sent three times; check the address with the client.")
+    if invitation.channel == "link":
+        invitation.channel = channel  # now out by message: counted, and reminded, as one
+    session.flush()
+    return queue_notification(
+        session,
+        channel=channel,
+        template="invitation",
+        to_address=address,
+        recipient_client_id=client.id,
+        context=_message_context(invitation, client),
+        dedupe_key=key,
     )
 
 

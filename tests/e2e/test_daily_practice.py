@@ -113,3 +113,33 @@ def test_twenty_session_ratings_in_a_row(embedded: Embedded, database: Database,
         assert "/chart" in desk.url, desk.url
         saved += 1
     assert saved == 20
+
+
+def test_admin_deactivates_a_user_whose_open_session_then_ends(
+    embedded: Embedded, database: Database, browser: Any, desk: Any, screenshots: Path
+) -> None:
+    with database.read_only_session() as session:
+        target = session.scalars(
+            select(User).where(User.role == "clinician", User.email != DEMO_LOGINS["clinician"]).order_by(User.id)
+        ).first()
+        assert target is not None
+    other = browser.new_context(viewport={"width": 1280, "height": 900})
+    theirs = other.new_page()
+    try:
+        sign_in(theirs, embedded.url, target.email)
+        assert theirs.url.endswith("/clinician/")
+
+        sign_in(desk, embedded.url, DEMO_LOGINS["admin"])
+        with desk.expect_navigation():
+            desk.click(f'a[href="/admin/users/{target.id}"]')
+        with desk.expect_navigation():
+            desk.click('button:has-text("Deactivate the account")')
+        assert desk.locator("text=Deactivated").first.is_visible()
+        desk.screenshot(path=str(screenshots / "admin-deactivated.png"), full_page=True)
+
+        theirs.goto(f"{embedded.url}/clinician/alerts")  # their next click
+        assert "/login" in theirs.url
+        sign_in(theirs, embedded.url, target.email)
+        assert "/login" in theirs.url  # and they cannot sign in again
+    finally:
+        other.close()

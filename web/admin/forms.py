@@ -36,3 +36,29 @@ class CreateUserForm(FlaskForm):
         validators=[InputRequired(), EqualTo("password", message=_l("The two passwords differ."))],
         render_kw={"autocomplete": "new-password"},
     )
+
+
+NO_TEAM = ""
+BROWSER_LANGUAGE = ""
+
+
+class EditUserForm(FlaskForm):
+    """A staff account's name, role, team and language (the email is the sign-in name and stays)."""
+
+    name = StringField(
+        _l("Full name"), validators=[InputRequired(), Length(max=200)], render_kw={"autocomplete": "off"}
+    )
+    role = SelectField(_l("Role"), choices=[SelectChoice(role.value, ROLE_LABELS[role]) for role in Role])
+    team = SelectField(_l("Team"), choices=[], validate_choice=True)
+    language = SelectField(
+        _l("Language"),
+        choices=[
+            SelectChoice(BROWSER_LANGUAGE, _l("Not chosen: follow the browser")),
+            SelectChoice("en", "English"),
+            SelectChoice("es", "Español"),
+        ],
+    )
+
+    def set_teams(self, names: list[str]) -> None:
+        """Offer the existing teams (and no team)."""
+        self.team.choices = [SelectChoice(NO_TEAM, _l("No team")), *(SelectChoice(name, name) for name in names)]

@@ -29,3 +29,10 @@ def list_users(session: Session) -> list[UserRow]:
 def team_names(session: Session) -> list[str]:
     """Names of existing teams (suggestions for the create-user form)."""
     return list(session.scalars(select(Team.name).order_by(Team.name)))
+
+
+def get_user_row(session: Session, user_id: int) -> UserRow | None:
+    """One staff account with its team, or None."""
+    row = session.execute(select(User, Team.name).outerjoin(Team, Team.id == User.team_id).where(User.id == user_id))
+    found = row.first()
+    return UserRow(user=found[0], team_name=found[1]) if found is not None else None

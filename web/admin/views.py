@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
-from services.accounts.models import Role
-from services.accounts.operations import AccountError, create_user
+from services.accounts.models import Role, User
+from services.accounts.operations import (
+    AccountError,
+    ResetOutcome,
+    create_user,
+    deactivate_user,
+    reactivate_user,
+    request_password_reset,
+    update_user,
+)
 from services.accounts.passwords import WeakPasswordError
 from services.audit.operations import record_event
 from services.notifications.operations import queue_notification
 from services.ops.queries import operations_view
 from web.access import allow
-from web.admin.forms import CreateUserForm
-from web.admin.queries import list_users, team_names
+from web.admin.forms import CreateUserForm, EditUserForm
+from web.admin.queries import get_user_row, list_users, team_names
 from web.app import current_settings
+from web.auth.messages import account_error_text
 from web.limiter import client_ip
 from web.login import current_account
-from web.request_db import commit, db_session
+from web.request_db import commit, db_session, rollback
 from workers.enqueue import send_notification_after_commit
 from workers.schedule import scheduled_jobs
 from workers.tasks.ops import queue_depth
@@ -50,9 +59,9 @@ def new_user() -> Response | tuple[str, int]:
                 team=form.team.data or None,
             )
         except WeakPasswordError as exc:
-            form.password.errors = [str(exc)]
+            form.password.errors = [account_error_text(exc)]
         except AccountError as exc:
-            form.email.errors = [str(exc)]
+            form.email.errors = [account_error_text(exc)]
         else:
             admin = current_account()
             record_event(
@@ -71,6 +80,118 @@ def new_user() -> Response | tuple[str, int]:
     form.confirm.data = ""
     status = 400 if form.errors else 200
     return render_template("admin/create_user.html", form=form, team_names=team_names(session)), status
+
+
+# Which form field an account error belongs to.
+ERROR_FIELDS = {"bad_name": "name", "bad_role": "role", "last_admin": "role", "bad_team": "team"}
+
+
+def _user_or_404(user_id: int) -> User:
+    user = db_session().get(User, user_id)
+    if user is None:
+        abort(404)
+    return user
+
+
+@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
+@allow(Role.ADMIN)
+def edit_user(user_id: int) -> Response | tuple[str, int]:
+    """Change a staff account's name, role, team or language; deactivate, reactivate, send a reset link."""
+    session = db_session()
+    found = get_user_row(session, user_id)
+    if found is None:
+        abort(404)
+    user = found.user
+    form = EditUserForm(obj=None if request.method == "POST" else user)
+    form.set_teams(team_names(session))
+    if request.method == "GET":
+        form.team.data = found.team_name or ""
+        form.language.data = user.language_choice or ""
+    if form.validate_on_submit():
+        try:
+            changes = update_user(
+                session,
+                user,
+                actor_id=current_account().id,
+                ip=client_ip(),
+                name=form.name.data or "",
+                role=form.role.data or "",
+                team=form.team.data or None,
+                language=form.language.data or None,
+            )
+        except AccountError as exc:
+            rollback()
+            getattr(form, ERROR_FIELDS.get(exc.code, "name")).errors = [account_error_text(exc)]
+        else:
+            commit()
+            if changes:
+                flash(_("Saved the changes to %(name)s's account.", name=user.name), "success")
+            else:
+                flash(_("Nothing was changed."), "info")
+            return redirect(url_for("admin.edit_user", user_id=user.id), code=303)
+    status = 400 if form.errors else 200
+    html = render_template("admin/edit_user.html", form=form, user=user, is_self=user.id == current_account().id)
+    return html, status
+
+
+@bp.post("/users/<int:user_id>/deactivate")
+@allow(Role.ADMIN)
+def deactivate(user_id: int) -> Response:
+    """Deactivate an account; its open sessions end at their next request."""
+    user = _user_or_404(user_id)
+    try:
+        changed = deactivate_user(db_session(), user, actor_id=current_account().id, ip=client_ip())
+    except AccountError as exc:
+        rollback()
+        flash(account_error_text(exc), "error")
+    else:
+        commit()
+        if changed:
+            flash(_("%(name)s's account is deactivated and signed out everywhere.", name=user.name), "success")
+    return redirect(url_for("admin.edit_user", user_id=user_id), code=303)
+
+
+@bp.post("/users/<int:user_id>/reactivate")
+@allow(Role.ADMIN)
+def reactivate(user_id: int) -> Response:
+    """Let a deactivated account sign in again."""
+    user = _user_or_404(user_id)
+    if reactivate_user(db_session(), user, actor_id=current_account().id, ip=client_ip()):
+        commit()
+        flash(_("%(name)s's account is active again.", name=user.name), "success")
+    return redirect(url_for("admin.edit_user", user_id=user_id), code=303)
+
+
+@bp.post("/users/<int:user_id>/reset-password")
+@allow(Role.ADMIN)
+def send_reset_link(user_id: int) -> Response:
+    """Email the person a link to choose a new password (the admin never sees or sets it)."""
+    user = _user_or_404(user_id)
+    session = db_session()
+    if not user.active:
+        flash(_("Reactivate the account first: a deactivated account gets no reset link."), "error")
+        return redirect(url_for("admin.edit_user", user_id=user_id), code=303)
+    result = request_password_reset(session, email=user.email, ip=client_ip(), requested_by_id=current_account().id)
+    if result.notification_id is not None:
+        send_notification_after_commit(session, result.notification_id)
+    commit()
+    if result.outcome is ResetOutcome.QUEUED:
+        flash(
+            _(
+                "A link to choose a new password is on its way to %(email)s. It works once, for an hour.",
+                email=user.email,
+            ),
+            "success",
+        )
+    else:
+        flash(
+            _(
+                "%(email)s was sent several links in the last hour. Wait a while before sending another.",
+                email=user.email,
+            ),
+            "error",
+        )
+    return redirect(url_for("admin.edit_user", user_id=user_id), code=303)
 
 
 @bp.get("/operations")

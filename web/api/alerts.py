@@ -1,5 +1,6 @@
 """Alerts in the JSON API: list (scoped, paginated, filtered), read one, and act on one (acknowledge, note, repair
-step, resolve). Clinicians see their caseload's alerts and supervisors their team's; anything else is a 404.
+step on a partnership alert, step on a risk or outcome alert, resolve with a reason of the alert's kind).
+Clinicians see their caseload's alerts and supervisors their team's; anything else is a 404.
 
 The same scoped query and service functions as the pages: the alert is loaded with for_update=True before acting,
 the service writes the alert action and its audit event, and the handler commits once. Bad input is a 400 naming the
@@ -17,13 +18,14 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from services.accounts.models import Role, User
+from services.alerts.kinds import EPISODE_ENDED, RESOLUTION_REASONS, STEPS, resolution_reasons, steps_for
 from services.alerts.models import Alert, AlertAction
 from services.alerts.operations import (
-    RESOLUTION_REASONS,
     AlertActionError,
     acknowledge_alert,
     add_alert_note,
     record_repair_step,
+    record_step,
     resolve_alert,
 )
 from services.alerts.queries import ALERT_STATUSES, AlertDetail, get_alert_for, list_alerts_page
@@ -38,6 +40,8 @@ from web.login import current_account
 from web.request_db import commit, db_session, rollback
 
 ALERT_ROLES = (Role.CLINICIAN, Role.SUPERVISOR)
+# The reasons a person may send (the system's "episode_ended" is not one of them).
+CHOOSABLE_REASONS = tuple(reason for reason in RESOLUTION_REASONS if reason != EPISODE_ENDED)
 ALERT_KINDS = ("risk", "alliance", "outcome")
 MAX_TEXT = 2000
 
@@ -114,6 +118,8 @@ def detail_json(detail: AlertDetail, *, language: str) -> dict[str, Any]:
     data["suggestions"] = [
         {"key": s.key, "topic": s.topic, "text": s.in_language(language)} for s in detail.suggestions
     ]
+    data["steps"] = list(steps_for(detail.alert.kind))
+    data["resolution_reasons"] = list(resolution_reasons(detail.alert.kind))
     return data
 
 
@@ -295,13 +301,30 @@ def alerts_repair_step(alert_id: int) -> Response:
     )
 
 
+def alerts_step(alert_id: int) -> Response:
+    """Record a step on a risk or outcome alert: {"step": "contacted_client" | ..., "text": "..."}."""
+    _load(alert_id, for_update=False)  # 404 outside the caseload before the body is judged (no 400 oracle)
+    data = _body(("step", "text"))
+    step = _text(data, "step", required=True)
+    if step not in STEPS:
+        raise Refused(f"step must be one of: {', '.join(STEPS)}.")
+    text = _text(data, "text")
+    return _act(
+        alert_id,
+        lambda session, detail, account: record_step(
+            session, detail.alert, actor=account, step=step or "", text=text, ip=client_ip()
+        ),
+        created=True,
+    )
+
+
 def alerts_resolve(alert_id: int) -> Response:
-    """Resolve: {"reason": "repaired" | "not_a_rupture" | "client_ended" | "other", "note": "..."}."""
+    """Resolve: {"reason": one of the alert's "resolution_reasons", "note": "..."} (a note with "other")."""
     _load(alert_id, for_update=False)  # 404 outside the caseload before the body is judged (no 400 oracle)
     data = _body(("reason", "note"))
     reason = _text(data, "reason", required=True)
-    if reason not in RESOLUTION_REASONS:
-        raise Refused(f"reason must be one of: {', '.join(RESOLUTION_REASONS)}.")
+    if reason not in CHOOSABLE_REASONS:
+        raise Refused(f"reason must be one of: {', '.join(CHOOSABLE_REASONS)}.")
     note = _text(data, "note")
     return _act(
         alert_id,
@@ -320,6 +343,7 @@ def register_alert_routes(bp: Blueprint) -> None:
         ("/alerts/<int:alert_id>/acknowledge", "alerts_acknowledge", alerts_acknowledge, "POST"),
         ("/alerts/<int:alert_id>/notes", "alerts_note", alerts_note, "POST"),
         ("/alerts/<int:alert_id>/repair-steps", "alerts_repair_step", alerts_repair_step, "POST"),
+        ("/alerts/<int:alert_id>/steps", "alerts_step", alerts_step, "POST"),
         ("/alerts/<int:alert_id>/resolve", "alerts_resolve", alerts_resolve, "POST"),
     ]
     for rule, endpoint, view, method in routes:
@@ -370,7 +394,10 @@ ALERT_SCHEMAS: dict[str, Any] = {
         "required": ["id", "action", "at"],
         "properties": {
             "id": {"type": "integer"},
-            "action": {"type": "string", "enum": ["acknowledged", "note", "repair_step", "resolved", "escalated"]},
+            "action": {
+                "type": "string",
+                "enum": ["acknowledged", "note", "repair_step", "step", "resolved", "escalated"],
+            },
             "at": {"type": "string", "format": "date-time"},
             "actor_id": {"type": ["integer", "null"]},
             "component": {"type": ["string", "null"]},
@@ -383,7 +410,7 @@ ALERT_SCHEMAS: dict[str, Any] = {
             {"$ref": "#/components/schemas/Alert"},
             {
                 "type": "object",
-                "required": ["evidence", "actions", "suggestions"],
+                "required": ["evidence", "actions", "suggestions", "steps", "resolution_reasons"],
                 "properties": {
                     "evidence": {
                         "type": "array",
@@ -399,6 +426,16 @@ ALERT_SCHEMAS: dict[str, Any] = {
                         },
                     },
                     "actions": {"type": "array", "items": {"$ref": "#/components/schemas/AlertAction"}},
+                    "steps": {
+                        "type": "array",
+                        "description": "Steps this alert's kind records (POST .../steps); empty for partnership alerts",
+                        "items": {"type": "string", "enum": list(STEPS)},
+                    },
+                    "resolution_reasons": {
+                        "type": "array",
+                        "description": "The reasons this alert's kind may be resolved with",
+                        "items": {"type": "string", "enum": list(CHOOSABLE_REASONS)},
+                    },
                     "suggestions": {
                         "type": "array",
                         "items": {
@@ -449,13 +486,24 @@ ALERT_SCHEMAS: dict[str, Any] = {
             "component": {"type": "string", "enum": list(REPAIR_TOPICS)},
         },
     },
+    "AlertStep": {
+        "type": "object",
+        "required": ["step"],
+        "additionalProperties": False,
+        "description": 'A step of the alert\'s kind (its "steps"), with optional words.',
+        "properties": {
+            "step": {"type": "string", "enum": list(STEPS)},
+            "text": {"type": "string", "maxLength": MAX_TEXT},
+        },
+    },
     "AlertResolve": {
         "type": "object",
         "required": ["reason"],
         "additionalProperties": False,
-        "description": "A note is required when the reason is other.",
+        "description": "A reason of the alert's kind (its resolution_reasons; another kind's is a 400). A note is "
+        "required when the reason is other.",
         "properties": {
-            "reason": {"type": "string", "enum": list(RESOLUTION_REASONS)},
+            "reason": {"type": "string", "enum": list(CHOOSABLE_REASONS)},
             "note": {"type": "string", "maxLength": MAX_TEXT},
         },
     },
@@ -536,6 +584,9 @@ ALERT_PATHS: dict[str, Any] = {
     "/alerts/{alert_id}/notes": _action_path("addAlertNote", "Add a note", "AlertNote", "201", True),
     "/alerts/{alert_id}/repair-steps": _action_path(
         "recordRepairStep", "Record the repair step taken", "AlertRepairStep", "201", True
+    ),
+    "/alerts/{alert_id}/steps": _action_path(
+        "recordAlertStep", "Record a step taken on a risk or outcome alert", "AlertStep", "201", True
     ),
     "/alerts/{alert_id}/resolve": _action_path(
         "resolveAlert", "Resolve the alert with a reason", "AlertResolve", "200", True

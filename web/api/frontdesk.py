@@ -366,6 +366,7 @@ def _client_values(data: dict[str, Any], current: Client | None = None) -> dict[
         "language": text(data, "language", default=keep("language") or "en", max_length=8) or "en",
         "consent_email": flag(data, "consent_email", bool(keep("consent_email"))),
         "consent_sms": flag(data, "consent_sms", bool(keep("consent_sms"))),
+        "phone_region": current_settings().phone_region,
     }
 
 

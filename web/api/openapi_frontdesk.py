@@ -89,7 +89,12 @@ CLIENT_INPUT: dict[str, Any] = {
         "first_name": {"type": "string", "maxLength": 100},
         "last_name": {"type": "string", "maxLength": 100},
         "email": {"type": ["string", "null"], "maxLength": 254},
-        "phone": {"type": ["string", "null"], "maxLength": 40},
+        "phone": {
+            "type": ["string", "null"],
+            "maxLength": 40,
+            "description": "A mobile number; without a country code it is read in the practice's region "
+            "(RAPPORT_PHONE_REGION). Stored as E.164; an invalid number is a 400.",
+        },
         "language": {"type": "string", "enum": ["en", "es"]},
         "consent_email": {"type": "boolean"},
         "consent_sms": {"type": "boolean"},
@@ -121,11 +126,14 @@ SCHEMAS: dict[str, Any] = {
         "required": ["id", "code", "first_name", "last_name", "language", "consent_email", "consent_sms"],
         "properties": {
             "id": {"type": "integer"},
-            "code": {"type": "string"},
+            "code": {
+                "type": "string",
+                "description": "Pseudonymous client code: C and seven characters without look-alikes (CNXJ4UNV)",
+            },
             "first_name": {"type": "string"},
             "last_name": {"type": "string"},
             "email": {"type": ["string", "null"]},
-            "phone": {"type": ["string", "null"]},
+            "phone": {"type": ["string", "null"], "description": "E.164, such as +447700900123"},
             "language": {"type": "string", "enum": ["en", "es"]},
             "consent_email": {"type": "boolean"},
             "consent_sms": {"type": "boolean"},

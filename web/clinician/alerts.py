@@ -1,4 +1,8 @@
-"""Alert pages and what a clinician does about an alert: acknowledge, note, record a repair step, resolve.
+"""Alert pages and what a clinician does about an alert: acknowledge, note, record a step, resolve.
+
+Each kind has its own steps and reasons (services.alerts.kinds): repair steps and "repaired / not a rupture" for
+partnership alerts; "contacted the client", "safety plan reviewed"... for risk; "treatment plan reviewed"... for
+outcome. A step or reason from another kind is refused with a 400.
 
 Every action is a POST form with its CSRF token. With htmx the alert's action panel is swapped in place; without
 JavaScript the form posts, the page redirects back (303) and shows what happened. The alert is loaded with
@@ -21,12 +25,13 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from services.accounts.models import User
+from services.alerts.kinds import has_repair_steps, resolution_reasons, steps_for
 from services.alerts.operations import (
-    RESOLUTION_REASONS,
     AlertActionError,
     acknowledge_alert,
     add_alert_note,
     record_repair_step,
+    record_step,
     resolve_alert,
 )
 from services.alerts.queries import (
@@ -43,8 +48,13 @@ from services.audit.operations import record_client_view
 from web.access import allow
 from web.clinician.presenting import (
     ACTION_NAMES,
+    AFTER_CLOSE,
+    ESCALATED_TO,
     RESOLUTION_NAMES,
+    RISK_NOT_WATCHED,
+    STEP_NAMES,
     TOPIC_NAMES,
+    WHAT_TO_DO,
     Certainty,
     Figure,
     certainty,
@@ -146,6 +156,24 @@ def _suggestion_text(key: object) -> str | None:
     return suggestion.in_language(language()) if suggestion is not None else None
 
 
+def _history_detail(action: str, detail: dict[str, Any]) -> str | None:
+    if action == "resolved":
+        reason = str(detail.get("reason"))
+        return str(RESOLUTION_NAMES.get(reason, reason))
+    if action == "step":
+        step = str(detail.get("step"))
+        return str(STEP_NAMES.get(step, step))
+    if action == "escalated":
+        targets = detail.get("to") or []
+        roles = [targets] if isinstance(targets, str) else list(targets)
+        whom = ", ".join(str(ESCALATED_TO.get(str(role), role)) for role in roles)
+        text = _("Not acknowledged in time: passed to %(whom)s.", whom=whom) if whom else None
+        if text and detail.get("fallback"):
+            text += " " + _("Nobody was on call.")
+        return text
+    return _suggestion_text(detail.get("suggestion"))
+
+
 def panel_context(detail: AlertDetail) -> dict[str, Any]:
     """What the alert page and its action panel need."""
     session = db_session()
@@ -175,11 +203,7 @@ def panel_context(detail: AlertDetail) -> dict[str, Any]:
             action=str(ACTION_NAMES.get(action.action, action.action)),
             actor=names.get(action.actor_id or 0, _("the system")),
             text=action.text,
-            detail=(
-                str(RESOLUTION_NAMES.get(str(action.detail.get("reason")), action.detail.get("reason")))
-                if action.action == "resolved"
-                else _suggestion_text(action.detail.get("suggestion"))
-            ),
+            detail=_history_detail(action.action, dict(action.detail or {})),
         )
         for action in detail.actions
     ]
@@ -198,7 +222,12 @@ def panel_context(detail: AlertDetail) -> dict[str, Any]:
         "certainty": sureness,
         "unvalidated": unvalidated_instruments([str(entry.get("instrument", "")) for entry in entries]),
         "not_on_track": "NOT_ON_TRACK" in kinds,
-        "reasons": RESOLUTION_REASONS,
+        "reasons": resolution_reasons(alert.kind),
+        "steps": steps_for(alert.kind),
+        "repairs": has_repair_steps(alert.kind),
+        "what_to_do": WHAT_TO_DO.get(alert.kind),
+        "risk_not_watched": RISK_NOT_WATCHED,
+        "after_close": AFTER_CLOSE.get(alert.kind),
         "signal_name": signal_name,
     }
 
@@ -280,6 +309,8 @@ def repair_step(alert_id: int) -> Response | str | tuple[str, int]:
     """Record the repair step taken: one of the suggestions, or in my own words, or both."""
 
     def run(session: Session, detail: AlertDetail, account: User) -> str:
+        if not has_repair_steps(detail.alert.kind):
+            raise AlertActionError(_("Repair steps are for partnership alerts; record one of this alert's steps."))
         key = request.form.get("suggestion", "").strip()
         if key in ("", "other"):
             key = ""
@@ -298,15 +329,30 @@ def repair_step(alert_id: int) -> Response | str | tuple[str, int]:
     return _act(alert_id, run)
 
 
+@bp.post("/alerts/<int:alert_id>/steps")
+@allow(*CLINICAL)
+def step(alert_id: int) -> Response | str | tuple[str, int]:
+    """Record a step taken on a risk or outcome alert (contacted the client, reviewed the plan...), with words."""
+
+    def run(session: Session, detail: AlertDetail, account: User) -> str:
+        chosen = request.form.get("step", "").strip()
+        if chosen not in steps_for(detail.alert.kind):
+            raise AlertActionError(_("Choose one of the steps shown."))
+        record_step(session, detail.alert, actor=account, step=chosen, text=request.form.get("text"), ip=client_ip())
+        return str(_("Recorded: %(step)s.", step=STEP_NAMES[chosen]))
+
+    return _act(alert_id, run)
+
+
 @bp.post("/alerts/<int:alert_id>/resolve")
 @allow(*CLINICAL)
 def resolve(alert_id: int) -> Response | str | tuple[str, int]:
-    """Close the alert with a reason (repaired, not a rupture, client ended, other with a few words)."""
+    """Close the alert with one of its kind's reasons (a few words with "other")."""
 
     def run(session: Session, detail: AlertDetail, account: User) -> str:
         reason = request.form.get("reason", "")
-        if reason not in RESOLUTION_REASONS:
-            raise AlertActionError(_("Choose a reason for resolving the alert."))
+        if reason not in resolution_reasons(detail.alert.kind):
+            raise AlertActionError(_("Choose one of the reasons shown for resolving the alert."))
         resolve_alert(
             session, detail.alert, actor=account, reason=reason, note=request.form.get("note"), ip=client_ip()
         )

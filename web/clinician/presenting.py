@@ -78,14 +78,64 @@ RESOLUTION_NAMES: dict[str, LazyString] = {
     "not_a_rupture": _l("Not a rupture"),
     "client_ended": _l("Client ended therapy"),
     "other": _l("Other (say why)"),
+    "contacted_client": _l("Contacted the client"),
+    "safety_plan_reviewed": _l("Safety plan reviewed"),
+    "emergency_services": _l("Emergency services involved"),
+    "not_a_risk": _l("Not a risk"),
+    "plan_reviewed": _l("Treatment plan reviewed"),
+    "referred_stepped_up": _l("Referred or stepped up"),
+    "client_improving": _l("Client improving"),
+    "episode_ended": _l("Episode ended"),
+}
+
+# The steps a clinician records on risk and outcome alerts (partnership alerts record repair steps).
+STEP_NAMES: dict[str, LazyString] = {
+    "contacted_client": _l("I contacted the client"),
+    "safety_plan_reviewed": _l("I reviewed the safety plan with the client"),
+    "emergency_services": _l("I involved emergency services"),
+    "plan_reviewed": _l("I reviewed the treatment plan"),
+    "referred_stepped_up": _l("I referred the client or stepped up care"),
+    "discussed_progress": _l("I talked about progress with the client"),
 }
 
 ACTION_NAMES: dict[str, LazyString] = {
     "acknowledged": _l("Acknowledged"),
     "note": _l("Note"),
     "repair_step": _l("Repair step"),
+    "step": _l("Step taken"),
     "resolved": _l("Resolved"),
     "escalated": _l("Escalated"),
+}
+
+# Who an escalation went to.
+ESCALATED_TO: dict[str, LazyString] = {
+    "on_call": _l("the on-call list"),
+    "supervisor": _l("the supervisor"),
+}
+
+# What to do, by kind of alert: the first lines of the alert page.
+WHAT_TO_DO: dict[str, LazyString] = {
+    "risk": _l(
+        "Contact the client today to check they are safe, and review their safety plan with them. If you believe "
+        "they are in immediate danger, involve emergency services. Record what you did below."
+    ),
+    "outcome": _l(
+        "Talk with the client about how things are going, review the treatment plan, and consider whether a "
+        "referral or more intensive care would help. Record what you did below."
+    ),
+    "alliance": _l(
+        "Talk about the partnership with the client at the next session: ask how the work together feels and "
+        "what could be different. The suggestions below are prompts for your judgement."
+    ),
+}
+RISK_NOT_WATCHED = _l(
+    "The survey is not watched in real time: the client was shown the practice's crisis information when they answered."
+)
+# What happens after an alert of this kind is closed.
+AFTER_CLOSE: dict[str, LazyString] = {
+    "risk": _l("This alert is closed. If the client answers the risk question above 0 again, a new alert opens."),
+    "outcome": _l("This alert is closed. If the scores show a problem again, a new alert opens by itself."),
+    "alliance": _l("This alert is closed. If the partnership drops again, a new alert opens by itself."),
 }
 
 TOPIC_NAMES: dict[str, LazyString] = {
@@ -148,6 +198,8 @@ def figures(line: EvidenceLine, *, largest_drop: Mapping[str, Any] | None = None
     for key in NUMBER_NAMES:
         if key not in numbers or key in HIDDEN_NUMBERS or key == "baseline":
             continue
+        if line.kind == RISK and key in ("item", "answer"):
+            continue  # the sentence quotes the question and the answer
         value = numbers[key]
         if value is None:
             continue
@@ -240,6 +292,7 @@ def clinical_context() -> dict[str, Any]:
         "status_names": STATUS_NAMES,
         "caseload_status_names": CASELOAD_STATUS_NAMES,
         "resolution_names": RESOLUTION_NAMES,
+        "step_names": STEP_NAMES,
         "age": age,
         "language": str(get_locale() or "en"),
     }

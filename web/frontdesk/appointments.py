@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
+import segno
 from flask import abort, flash, render_template, request, url_for
 from flask_babel import gettext as _
+from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from services.accounts.models import Role, User
@@ -18,8 +20,16 @@ from services.clients.operations import (
     check_in_appointment,
     reschedule_appointment,
 )
-from services.clients.queries import get_appointment_for, get_episode_for, list_appointments
-from services.surveys.invitations import InvitationError, create_kiosk_invitation, create_link_invitation, survey_link
+from services.clients.queries import get_appointment_for, get_client_for, get_episode_for, list_appointments
+from services.surveys.invitations import (
+    MESSAGE_CHANNELS,
+    InvitationError,
+    address_for,
+    create_kiosk_invitation,
+    create_link_invitation,
+    send_invitation_now,
+    survey_link,
+)
 from services.surveys.models import Invitation
 from web.access import allow, safe_next
 from web.app import current_settings
@@ -37,8 +47,10 @@ from web.frontdesk.common import (
 )
 from web.frontdesk.forms import ActionForm, AppointmentForm
 from web.frontdesk.views import bp
+from web.i18n import local_datetime
 from web.login import current_account
 from web.request_db import commit, db_session
+from workers.enqueue import send_notification_after_commit
 
 PHASES = ("pre", "post")
 
@@ -132,8 +144,7 @@ def new_appointment(episode_id: int) -> Response | tuple[str, int]:
                     starts_at=created.starts_at.isoformat(),
                 )
                 commit()
-                when = utc_to_local(created.starts_at)
-                flash(_("Appointment added for %(when)s.", when=when.strftime("%Y-%m-%d %H:%M")), "success")
+                flash(_("Appointment added for %(when)s.", when=local_datetime(created.starts_at)), "success")
                 return back_to(url_for("frontdesk.client", client_id=episode.client_id))
     status = 400 if form.errors else 200
     return (
@@ -310,11 +321,53 @@ def link(appointment_id: int) -> Response | str:
     if handed_out is None:
         return back_to(_client_page(appointment))
     invitation, raw = handed_out
+    link = survey_link(current_settings().base_url, raw)
+    client = appointment.episode.client
     return render_template(
         "frontdesk/link.html",
-        link=survey_link(current_settings().base_url, raw),
+        link=link,
+        qr_svg=qr_svg(link, title=_("QR code of the survey link")),
         invitation=invitation,
         appointment=appointment,
-        client=appointment.episode.client,
+        client=client,
+        channels=[c for c in MESSAGE_CHANNELS if address_for(client, c)],
         back=safe_next(form.next.data) or _client_page(appointment),
     )
+
+
+def qr_svg(text: str, *, title: str) -> Markup:
+    """A QR code of text as inline SVG (segno), dark on white so a phone reads it in dark mode too."""
+    code = segno.make(text, error="m")
+    svg = code.svg_inline(scale=4, border=4, dark="#000", light="#fff", title=title, svgclass="qr-code", omitsize=True)
+    return Markup(svg)  # noqa: S704 - segno's own markup; it escapes the title, and the data is only path geometry
+
+
+@bp.post("/invitations/<int:invitation_id>/send")
+@allow(Role.FRONT_DESK)
+def send_now(invitation_id: int) -> Response:
+    """Send a handed-out invitation's link now by email or text message (only on a channel the client agreed to)."""
+    session = db_session()
+    invitation = session.get(Invitation, invitation_id)
+    client = get_client_for(session, current_account(), invitation.episode.client_id) if invitation else None
+    if invitation is None or client is None:
+        abort(404)
+    _action_form()
+    channel = request.form.get("channel", "")
+    if channel not in MESSAGE_CHANNELS:
+        abort(400)
+    back = url_for("frontdesk.client", client_id=client.id)
+    try:
+        notification = send_invitation_now(session, invitation_id=invitation.id, channel=channel)
+    except InvitationError as exc:
+        flash(str(exc), "error")
+        return back_to(back)
+    audit("survey_link_sent", client_id=client.id, subject_type="invitation", subject_id=invitation.id, channel=channel)
+    send_notification_after_commit(session, notification.id)
+    commit()
+    flash(
+        _("The survey link is on its way to %(name)s by email.", name=client.first_name)
+        if channel == "email"
+        else _("The survey link is on its way to %(name)s by text message.", name=client.first_name),
+        "success",
+    )
+    return back_to(back)

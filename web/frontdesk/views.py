@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TypedDict
 
 from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
@@ -17,7 +18,8 @@ from services.accounts.models import Role
 from services.audit.operations import record_client_view
 from services.clients.models import Client
 from services.clients.operations import ClientError, create_client, open_episode, update_client
-from services.clients.queries import get_client_for, get_client_record, list_clinicians, list_visible_clients
+from services.clients.phones import display_phone, example_number
+from services.clients.queries import get_client_for, get_client_record, list_clinicians, list_roster
 from services.surveys.protocols import get_default_protocol, list_protocols
 from services.surveys.queries import invitation_funnel, list_invitations
 from web.access import allow
@@ -39,9 +41,9 @@ FUNNEL_WEEKS = (4, 8, 13, 26)
 @bp.get("/")
 @allow(Role.FRONT_DESK)
 def home() -> Response:
-    """The roster: search by name or code, 25 to a page."""
+    """The roster: search by name or code, 25 to a page, with clinician, next appointment and last invitation."""
     query = request.args.get("q", "").strip()[:100]
-    results = list_visible_clients(db_session(), current_account(), search=query, page=page_arg())
+    results = list_roster(db_session(), current_account(), search=query, page=page_arg())
     template = "frontdesk/_roster.html" if wants_fragment(ROSTER_TARGET) else "frontdesk/home.html"
     response = make_response(render_template(template, results=results, q=query, target=ROSTER_TARGET))
     response.vary.add("HX-Request")
@@ -58,6 +60,7 @@ class ClientFields(TypedDict):
     language: str
     consent_email: bool
     consent_sms: bool
+    phone_region: str
 
 
 def _client_details(form: ClientForm) -> ClientFields:
@@ -69,6 +72,7 @@ def _client_details(form: ClientForm) -> ClientFields:
         "language": form.language.data or "en",
         "consent_email": bool(form.consent_email.data),
         "consent_sms": bool(form.consent_sms.data),
+        "phone_region": current_settings().phone_region,
     }
 
 
@@ -117,7 +121,20 @@ def new_client() -> Response | tuple[str, int]:
             )
             return redirect(url_for("frontdesk.new_episode", client_id=created.id), code=303)
     status = 400 if form.errors else 200
-    return render_template("frontdesk/client_form.html", form=form, client=None), status
+    return render_template("frontdesk/client_form.html", form=form, client=None, phone_hint=_phone_hint()), status
+
+
+def _phone_hint() -> str:
+    """How to write a phone number here: the region's example, and where a number without a country code is."""
+    region = current_settings().phone_region
+    locale = get_locale()
+    country = str(locale.territories.get(region, region)) if locale is not None else region
+    hint: str = _(
+        "A mobile number, for example %(example)s. Without a country code it is read as a number in %(country)s.",
+        example=example_number(region),
+        country=country,
+    )
+    return hint
 
 
 def _visible_client(client_id: int) -> Client:
@@ -152,7 +169,7 @@ def edit_client(client_id: int) -> Response | tuple[str, int]:
             flash(_("The details are saved."), "success")
             return redirect(url_for("frontdesk.client", client_id=client.id), code=303)
     status = 400 if form.errors else 200
-    return render_template("frontdesk/client_form.html", form=form, client=client), status
+    return render_template("frontdesk/client_form.html", form=form, client=client, phone_hint=_phone_hint()), status
 
 
 def _episode_form() -> EpisodeForm:
@@ -218,6 +235,7 @@ def client(client_id: int) -> str:
         "frontdesk/client.html",
         record=record,
         invitations=invitations,
+        phone=display_phone(record.client.phone) if record.client.phone else None,
         check_in_window=check_in_window(),
         here=url_for("frontdesk.client", client_id=client_id),
     )
@@ -254,6 +272,13 @@ def funnel() -> str:
     end = datetime.combine(this_monday + timedelta(days=7), datetime.min.time(), tzinfo=tz).astimezone(UTC)
     data = invitation_funnel(db_session(), start=start, end=end, tz=tz)
     return render_template("frontdesk/funnel.html", funnel=data, weeks=weeks, week_choices=FUNNEL_WEEKS)
+
+
+@bp.get("/kiosk")
+@allow(Role.FRONT_DESK)
+def kiosk_setup() -> str:
+    """How to turn a tablet into the waiting-room kiosk, with the way to the pairing page."""
+    return render_template("frontdesk/kiosk.html")
 
 
 # The other front-desk pages register their routes on bp.

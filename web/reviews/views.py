@@ -1,9 +1,11 @@
 """Case reviews: the agenda (open reviews by due date, each with its case's chart) and the review form.
 
 Supervisors see their team's reviews and any assigned to them; a manager (the fallback reviewer of a practice
-without supervisors) sees only those assigned to them. Anything else is 404. Opening a review is audited as a view
-of the client's record; completing one writes the review, closes the loop on its alert (resolved, or a note with
-the plan) and opens the follow-up check, all in one commit with their audit events.
+without supervisors) sees those assigned to them or to nobody, and every other open review of the practice as a
+count per reviewer, so the page never says "nothing to review" while reviews are open. Anything else is 404.
+Opening a review is audited as a view of the client's record; completing one writes the review, closes the loop on
+its alert (resolved, or a note with the plan) and opens the follow-up check, all in one commit with their audit
+events. The form's questions and outcomes follow the kind of alert the review is about (partnership, outcome, risk).
 """
 
 from __future__ import annotations
@@ -18,9 +20,24 @@ from werkzeug.wrappers import Response
 from services.accounts.models import Role
 from services.audit.operations import record_client_view
 from services.db import utcnow
-from services.reviews.operations import COMPONENTS, OUTCOMES, ReviewAnswers, ReviewError, complete_review
+from services.reviews.operations import (
+    CHOICE_FIELD,
+    CHOICES_BY_KIND,
+    OUTCOMES_BY_KIND,
+    ReviewAnswers,
+    ReviewError,
+    complete_review,
+)
 from services.reviews.policy import review_policy
-from services.reviews.queries import COMPLETED, OPEN, ReviewDetail, can_see_charts, get_review_for, list_agenda
+from services.reviews.queries import (
+    COMPLETED,
+    OPEN,
+    ReviewDetail,
+    can_see_charts,
+    get_review_for,
+    list_agenda,
+    practice_review_counts,
+)
 from web.access import allow
 from web.app import current_settings
 from web.clinician.presenting import STATUS_NAMES
@@ -45,6 +62,47 @@ OUTCOME_NAMES = {
     "plan_agreed": _l("Plan agreed: keep the alert open"),
     "not_a_concern": _l("Not a rupture or not a concern: close the alert"),
     "client_ended": _l("The client ended therapy: close the alert"),
+    "plan_reviewed": _l("Treatment plan reviewed: close the alert"),
+    "referred_stepped_up": _l("Referred or stepped up: close the alert"),
+    "client_improving": _l("The client is improving: close the alert"),
+    "contacted_client": _l("The client was contacted: close the alert"),
+    "safety_plan_reviewed": _l("Safety plan reviewed: close the alert"),
+    "emergency_services": _l("Emergency services involved: close the alert"),
+    "not_a_risk": _l("Not a risk: close the alert"),
+}
+FACTOR_NAMES = {
+    "life_events": _l("Events in the client's life outside therapy"),
+    "treatment_fit": _l("The treatment approach or its intensity"),
+    "partnership": _l("The working partnership"),
+    "engagement": _l("Attendance or engagement"),
+    "recent_crisis": _l("A recent crisis or stressor"),
+    "long_standing": _l("Long-standing thoughts the clinician knows about"),
+    "misunderstood": _l("The question was misunderstood"),
+    "unclear": _l("Not clear yet"),
+}
+# The review form's questions, by the kind of alert it is about.
+QUESTIONS = {
+    "alliance": {
+        "what_happened": _l("1. What happened in the partnership?"),
+        "choice": _l("2. Which component of the partnership?"),
+        "clinician_tried": _l("3. What has the clinician tried?"),
+        "plan": _l("4. The plan"),
+        "choice_short": _l("Component"),
+    },
+    "outcome": {
+        "what_happened": _l("1. What has changed for the client?"),
+        "choice": _l("2. What may explain it?"),
+        "clinician_tried": _l("3. What has the clinician tried?"),
+        "plan": _l("4. The plan: treatment, referral or stepping up care"),
+        "choice_short": _l("What may explain it"),
+    },
+    "risk": {
+        "what_happened": _l("1. What did the client say, and how are they now?"),
+        "choice": _l("2. What lies behind the answer?"),
+        "clinician_tried": _l("3. What has the clinician done?"),
+        "plan": _l("4. The safety plan"),
+        "choice_short": _l("What lies behind the answer"),
+    },
 }
 COMPONENT_NAMES = {
     "rapport": _l("Rapport: feeling heard and respected"),
@@ -68,6 +126,7 @@ SERVICE_MESSAGES = {
     "Choose the component of the partnership: %(choices)s.": _l(
         "Choose the component of the partnership: %(choices)s."
     ),
+    "Choose what may explain it: %(choices)s.": _l("Choose what may explain it: %(choices)s."),
     "A follow-up date must be after today.": _l("A follow-up date must be after today."),
     "A follow-up date must be within %(days)d days.": _l("A follow-up date must be within %(days)d days."),
     "A follow-up date must be a date (YYYY-MM-DD).": _l("A follow-up date must be a date (YYYY-MM-DD)."),
@@ -96,8 +155,11 @@ def _names() -> dict[str, object]:
         "reason_names": REASON_NAMES,
         "outcome_names": OUTCOME_NAMES,
         "component_names": COMPONENT_NAMES,
-        "components": COMPONENTS,
-        "outcomes": tuple(OUTCOMES),
+        "choice_names": {**COMPONENT_NAMES, **FACTOR_NAMES},
+        "choices_by_kind": CHOICES_BY_KIND,
+        "choice_field": CHOICE_FIELD,
+        "outcomes_by_kind": {kind: tuple(outcomes) for kind, outcomes in OUTCOMES_BY_KIND.items()},
+        "questions": QUESTIONS,
     }
 
 
@@ -113,6 +175,7 @@ def agenda() -> str:
         completed_items=list_agenda(session, account, status=COMPLETED, limit=20),
         now=utcnow(),
         show_charts=can_see_charts(account),
+        practice_counts=practice_review_counts(session, account),
         **_names(),
     )
 
@@ -155,7 +218,7 @@ def review(review_id: int) -> str:
 def _answers() -> tuple[ReviewAnswers, dict[str, str]]:
     form = {
         key: request.form.get(key, "")
-        for key in ("what_happened", "component", "clinician_tried", "plan", "outcome", "follow_up_on")
+        for key in ("what_happened", "component", "factor", "clinician_tried", "plan", "outcome", "follow_up_on")
     }
     raw_date = form["follow_up_on"].strip()
     follow_up: date | None = None
@@ -166,7 +229,7 @@ def _answers() -> tuple[ReviewAnswers, dict[str, str]]:
             raise ReviewError("A follow-up date must be a date (YYYY-MM-DD).") from None
     answers = ReviewAnswers(
         what_happened=form["what_happened"],
-        component=form["component"],
+        component=form["component"] or form["factor"],
         clinician_tried=form["clinician_tried"],
         plan=form["plan"],
         outcome=form["outcome"],

@@ -6,6 +6,7 @@ from typing import Any
 
 from celery import shared_task
 
+import services.accounts.operations  # noqa: F401 - registers the password-reset link builder
 from services.notifications.delivery import Outcome, deliver_notification
 from workers import runtime
 from workers.tasks.base import IDEMPOTENT

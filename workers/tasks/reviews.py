@@ -13,11 +13,13 @@ from typing import Any
 
 from celery import shared_task
 
-from services.alerts.escalation import escalate_alerts
+from services.alerts.escalation import digest_window, escalate_alerts
 from services.alerts.evaluation import signal_settings_from
+from services.alerts.operations import close_alerts_of_ended_episodes
 from services.config import Settings
 from services.db import Database, utcnow
 from services.ops.operations import claim_period, finish_period
+from services.practice.settings import get_setting
 from services.reviews.operations import open_due_reviews, queue_review_reminders
 from services.reviews.policy import review_policy
 from workers import runtime
@@ -73,29 +75,36 @@ def run_escalation(
     settings: Settings | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Escalate alerts nobody acknowledged in time, in one unit of work (once per period)."""
+    """Close alerts of ended episodes, then escalate alerts nobody acknowledged in time (one unit of work, once per
+    period)."""
     settings = settings or runtime.settings()
     database = database or runtime.database()
+    now = now or utcnow()
     with database.unit_of_work() as session:
         run = claim_period(session, job=ESCALATE_JOB, period_key=period) if period is not None else None
         if period is not None and run is None:
             return {"already_ran": 1}
+        # The safety net for episodes that ended without closing their alerts (before this existed, or by import).
+        closed = close_alerts_of_ended_episodes(session, today=now.astimezone(settings.tz).date(), now=now)
         escalation = escalate_alerts(
             session,
-            now=now or utcnow(),
+            now=now,
             ack_window=timedelta(hours=settings.ack_window_hours),
             risk_window=timedelta(minutes=settings.risk_window_minutes),
             base_url=settings.base_url,
+            digest_window=digest_window(get_setting(session, "escalation_digest_minutes")),
         )
         result = {
+            "closed": closed,
             "escalated": [list(item) for item in escalation.escalated],
             "messages": len(escalation.notification_ids),
+            "waiting": escalation.waiting,
         }
         if run is not None:
             finish_period(session, run, result)
         for notification_id in escalation.notification_ids:
             send_notification_after_commit(session, notification_id)
-    if escalation.escalated:
+    if escalation.escalated or closed:
         log.info("escalations: %s", result)
     return result
 

@@ -223,7 +223,8 @@ def test_risk_answer_opens_a_risk_alert_with_an_immediate_email_even_in_digest_m
     assert signal_kinds(session, row) == [RISK]
     (alert,) = alerts_of(session, episode)
     assert (alert.kind, alert.severity, alert.status) == ("risk", "risk", "open")
-    assert alert.summary.startswith("Risk item answered above 0 on PHQ-9 (item 9: 2)")
+    assert alert.summary.startswith("Risk question answered above 0 on PHQ-9 (question 9): “Thoughts that you would")
+    assert alert.summary.endswith("answered “More than half the days”")
     (note,) = notifications_for(session, clinician.email)
     assert note.dedupe_key == f"alert:{alert.id}:opened"
     assert result.notification_ids == [note.id]
@@ -576,7 +577,8 @@ def build_practice(session: Session, seed: int) -> tuple[list[Episode], User]:
                 select(Alert).where(Alert.episode_id == episode.id, Alert.status != "resolved").order_by(Alert.id)
             )
             if open_alert is not None:
-                resolve_alert(session, open_alert, actor=clinician, reason="not_a_rupture")
+                reason = {"alliance": "not_a_rupture", "risk": "not_a_risk"}.get(open_alert.kind, "client_improving")
+                resolve_alert(session, open_alert, actor=clinician, reason=reason)
             late = submit_partnership(session, episode, split_total(rng.randint(10, 25)), week=1)
             late.completed_at = session_time(1) + timedelta(days=2)
     session.flush()

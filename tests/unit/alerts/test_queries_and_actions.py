@@ -87,7 +87,7 @@ def test_open_alerts_list_risk_first_then_alliance_then_outcome(session: Session
     assert items[1].client_code
     assert items[1].client_name
     assert items[1].summary("es").startswith("La puntuación de colaboración bajó de 36 a 27")
-    resolve_alert(session, risk, actor=clinician, reason="other", note="Called the client; safety plan in place.")
+    resolve_alert(session, risk, actor=clinician, reason="contacted_client", note="Called; safety plan in place.")
     assert [item.alert.kind for item in list_open_alerts_for(session, clinician)] == ["alliance", "outcome"]
 
 

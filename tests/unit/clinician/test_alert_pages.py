@@ -150,7 +150,7 @@ def test_htmx_swaps_the_panel_in_place(client: FlaskClient, session: Session, si
     ("path", "data", "message"),
     [
         ("resolve", {"reason": "other", "note": ""}, "Please write a few words."),
-        ("resolve", {"reason": "because"}, "Choose a reason for resolving the alert."),
+        ("resolve", {"reason": "because"}, "Choose one of the reasons shown for resolving the alert."),
         ("repair-steps", {"suggestion": "other", "text": ""}, "Please write a few words."),
         ("repair-steps", {"suggestion": "rapport.made_up", "text": ""}, "Choose one of the suggestions shown"),
         ("notes", {"text": "x" * 2001}, "Please keep it under 2000 characters."),

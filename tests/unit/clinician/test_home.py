@@ -36,7 +36,7 @@ def test_home_lists_risk_then_partnership_then_outcome_with_reason_and_age(
     assert alerts_section.index("Alliancey") < alerts_section.index("Outcomey")
     text = _text(alerts_section)
     assert "Partnership score fell from 36 to 27; largest drop:" in text
-    assert "Risk item answered above 0 on PHQ-9" in text
+    assert "Risk question answered above 0 on PHQ-9" in text
     assert "PHQ-9 score worsened from 12 to 18" in text
     assert "Opened" in text
     assert "ago" in text

@@ -89,6 +89,9 @@ def test_front_desk_enrols_a_client_then_opens_an_episode_then_adds_an_appointme
     assert appointment is not None
     assert appointment.ends_at - appointment.starts_at == timedelta(minutes=50)
     assert appointment.starts_at.astimezone(UTC).minute == 30
+    flashed = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Appointment added for" in flashed
+    assert day.isoformat() not in flashed.split("Appointment added for")[1][:40]  # the locale's date, not ISO
     assert [e.client_id for e in actions(session, "client_created")] == [created.id]
     assert len(actions(session, "episode_opened")) == 1
     assert len(actions(session, "appointment_added")) == 1
@@ -100,7 +103,7 @@ def test_front_desk_enrols_a_client_then_opens_an_episode_then_adds_an_appointme
         ({"first_name": "", "last_name": "X"}, "This field is required"),
         ({"first_name": "A", "last_name": "B", "consent_sms": "y"}, "Consent to text messages needs a phone number"),
         ({"first_name": "A", "last_name": "B", "email": "no-at-sign"}, "not a valid email address"),
-        ({"first_name": "A", "last_name": "B", "phone": "call me maybe"}, "phone number may hold only"),
+        ({"first_name": "A", "last_name": "B", "phone": "call me maybe"}, "is not a phone number"),
         ({"first_name": "A", "last_name": "B", "language": "fr"}, "Not a valid choice"),
     ],
 )
@@ -135,7 +138,7 @@ def test_editing_consent_and_contacts(client: FlaskClient, signed_in: Callable[.
     )
     assert response.status_code == 303
     session.refresh(person)
-    assert (person.consent_email, person.consent_sms, person.phone) == (False, True, "+44 7700 900555")
+    assert (person.consent_email, person.consent_sms, person.phone) == (False, True, "+447700900555")
     [event_row] = actions(session, "client_updated")
     assert event_row.detail["consent_after"] == [False, True]
     assert client.get("/frontdesk/clients/999999/edit").status_code == 404
@@ -311,7 +314,7 @@ def test_check_in_then_kiosk_then_link(
     )
     assert link_page.status_code == 200
     html = link_page.get_data(as_text=True)
-    match = re.search(r'value="http://rapport\.test/s/([A-Za-z0-9_-]{43})"', html)
+    match = re.search(r'id="survey-link"[^>]*>http://rapport\.test/s/([A-Za-z0-9_-]{43})<', html)
     assert match, html
     assert find_invitation_by_token(session, match.group(1)) is not None
     assert link_page.headers["Cache-Control"] == "no-store"

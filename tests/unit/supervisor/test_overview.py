@@ -52,7 +52,7 @@ def test_team_table_count_equals_the_clinicians_own_alert_list(
     acknowledged = alliance_alert(session, clinician)
     acknowledge_alert(session, acknowledged, actor=clinician)
     resolved = risk_alert(session, make_episode(session, clinician=clinician))
-    resolve_alert(session, resolved, actor=clinician, reason="other", note="Seen in session")
+    resolve_alert(session, resolved, actor=clinician, reason="contacted_client", note="Seen in session")
     ended = make_episode(session, clinician=clinician)
     on_ended = quick_alert(session, ended, "outcome")
     ended.ended_on = date.today()  # its alert stays open until someone resolves it, and is counted until then

@@ -123,7 +123,7 @@ def test_link_states(session: Session) -> None:
     ]:
         link = make_link(session, status=status)
         assert link_state(find_survey_link(session, link.raw), now) is expected, status
-    late = make_link(session, expires_in=timedelta(seconds=-1))
+    late = make_link(session, expires_in=timedelta(minutes=-5))  # well before `now`, however slow the machine
     assert link_state(late.invitation, now) is LinkState.EXPIRED
 
 
