@@ -87,6 +87,20 @@ TEMPLATES: dict[str, MessageTemplate] = {
             "es": "Hay un informe mensual listo para descargar.\n\nÁbralo aquí: {link}\n",
         },
     ),
+    "audit_chain_broken": MessageTemplate(
+        subject={
+            "en": "Rapport: the audit trail check failed",
+            "es": "Rapport: la comprobación del registro de auditoría ha fallado",
+        },
+        body={
+            "en": "Tonight's check of the audit trail at {practice} found a row that does not match its hash: "
+            "a record may have been altered or removed.\n\nRun `rapport audit verify` to see the first bad row, "
+            "and look at the operations page: {link}\n",
+            "es": "La comprobación nocturna del registro de auditoría de {practice} ha encontrado una fila que no "
+            "coincide con su hash: puede que se haya alterado o borrado un registro.\n\nEjecute `rapport audit "
+            "verify` para ver la primera fila incorrecta y revise la página de operaciones: {link}\n",
+        },
+    ),
     "password_reset": MessageTemplate(
         subject={"en": "Reset your Rapport password", "es": "Restablezca su contraseña de Rapport"},
         body={
