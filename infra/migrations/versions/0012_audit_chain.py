@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import services.db
-from services.audit.chain import GENESIS, event_hash
+from services.audit.chain import GENESIS, detail_text, event_hash
 
 revision: str = "0012"
 down_revision: str | None = "0009"
@@ -83,7 +83,7 @@ def _chain_existing_rows() -> tuple[int, str]:
             subject_id=row.subject_id,
             client_id=row.client_id,
             ip=row.ip,
-            detail=row.detail,
+            detail_json=detail_text(row.detail),
         )
         bind.execute(sa.update(_events).where(_events.c.id == row.id).values(seq=seq, row_hash=last))
     if postgres:
