@@ -210,6 +210,30 @@ def api_token_create(email: str, name: str) -> None:
         click.echo(create_api_token(session, user=owner, name=name))
 
 
+@cli.group()
+def audit() -> None:
+    """The audit trail."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Walk the audit trail's hash chain; name the first row that does not match and exit 1."""
+    from services.audit.chain import verify_chain
+
+    settings = _settings()
+    started = time.perf_counter()
+    with get_database(settings.database_url).read_only_session() as session:
+        report = verify_chain(session)
+    seconds = time.perf_counter() - started
+    if report.ok:
+        click.echo(f"audit chain intact: {report.rows} rows verified in {seconds:.2f} s")
+        return
+    where = f"row id {report.bad_id}" if report.bad_id is not None else "the chain's head"
+    position = f" (position {report.bad_seq})" if report.bad_seq is not None else ""
+    click.echo(f"audit chain BROKEN at {where}{position}: {report.problem}; {report.rows} rows read", err=True)
+    sys.exit(1)
+
+
 @cli.command("reconcile")
 def reconcile_command() -> None:
     """Re-enqueue everything the database says is still pending (what beat runs every minute)."""

@@ -70,6 +70,12 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": crontab(hour=3, minute=17),
             "options": {"expires": 3600},
         },
+        # The audit trail's hash chain, walked every night; a break emails the admins (services.audit.chain).
+        "audit-verify-every-night": {
+            "task": "ops.verify_audit",
+            "schedule": crontab(hour=2, minute=41),
+            "options": {"expires": 6 * 3600},
+        },
         # Monthly reports for the month just ended, on the 1st at 06:30 practice time (the app's timezone is the
         # practice's); the task keys its run by that month, so a repeat or a second beat is a no-op.
         "monthly-reports": {

@@ -6,7 +6,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from services.audit.chain import link_event
 from services.audit.models import AuditEvent
+from services.db import utcnow
 
 
 def record_event(
@@ -21,8 +23,9 @@ def record_event(
     ip: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one audit event to the session (committed with the caller's unit of work)."""
+    """Append one audit event, linked into the hash chain (committed with the caller's unit of work)."""
     event = AuditEvent(
+        at=utcnow(),
         action=action,
         actor_id=actor_id,
         actor_label=actor_label,
@@ -32,6 +35,7 @@ def record_event(
         ip=ip,
         detail=detail or {},
     )
+    link_event(session, event)
     session.add(event)
     return event
 
@@ -50,3 +54,27 @@ def record_client_view(
         ip=ip,
         detail={"what": what},
     )
+
+
+def alert_admins_of_broken_chain(session: Session, *, day: str, link: str, practice: str) -> list[int]:
+    """Queue one email per active admin saying the audit chain is broken (once per day); returns the ids."""
+    from sqlalchemy import select
+
+    from services.accounts.models import Role, User
+    from services.notifications.operations import queue_notification
+
+    admins = session.scalars(select(User).where(User.role == Role.ADMIN.value, User.active.is_(True)).order_by(User.id))
+    ids = [
+        queue_notification(
+            session,
+            channel="email",
+            template="audit_chain_broken",
+            to_address=admin.email,
+            recipient_user_id=admin.id,
+            context={"link": link, "practice": practice},
+            dedupe_key=f"audit-chain-broken:{day}:{admin.id}",
+        ).id
+        for admin in admins
+    ]
+    session.flush()
+    return ids

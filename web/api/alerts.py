@@ -263,6 +263,7 @@ def alerts_acknowledge(alert_id: int) -> Response:
 
 def alerts_note(alert_id: int) -> Response:
     """Add a note: {"text": "..."}."""
+    _load(alert_id, for_update=False)  # 404 outside the caseload before the body is judged (no 400 oracle)
     data = _body(("text",))
     text = _text(data, "text", required=True)
     return _act(
@@ -276,6 +277,7 @@ def alerts_note(alert_id: int) -> Response:
 
 def alerts_repair_step(alert_id: int) -> Response:
     """Record a repair step: {"suggestion": key} and/or {"text": "..."}, optionally {"component": topic}."""
+    _load(alert_id, for_update=False)  # 404 outside the caseload before the body is judged (no 400 oracle)
     data = _body(("suggestion", "text", "component"))
     suggestion = _text(data, "suggestion")
     text = _text(data, "text")
@@ -301,6 +303,7 @@ def alerts_repair_step(alert_id: int) -> Response:
 
 def alerts_step(alert_id: int) -> Response:
     """Record a step on a risk or outcome alert: {"step": "contacted_client" | ..., "text": "..."}."""
+    _load(alert_id, for_update=False)  # 404 outside the caseload before the body is judged (no 400 oracle)
     data = _body(("step", "text"))
     step = _text(data, "step", required=True)
     if step not in STEPS:
@@ -317,6 +320,7 @@ def alerts_step(alert_id: int) -> Response:
 
 def alerts_resolve(alert_id: int) -> Response:
     """Resolve: {"reason": one of the alert's "resolution_reasons", "note": "..."} (a note with "other")."""
+    _load(alert_id, for_update=False)  # 404 outside the caseload before the body is judged (no 400 oracle)
     data = _body(("reason", "note"))
     reason = _text(data, "reason", required=True)
     if reason not in CHOOSABLE_REASONS:

@@ -1,6 +1,6 @@
 """Running a survey page by page, for a link on the client's phone and for a paired kiosk alike.
 
-Every page is a plain form (no JavaScript needed). Answers of earlier steps travel in a signed field; the final
+Every page is a plain form (no JavaScript needed). Answers of earlier steps travel in an encrypted field; the final
 step's POST hands everything to services.surveys.submission, commits once, then enqueues evaluation.
 """
 
@@ -142,8 +142,9 @@ def crisis_for(lang: str) -> CrisisInfo:
 def closed_page(state: LinkState, lang: str, *, mode: Mode | None = None, crisis: CrisisInfo | None = None) -> Response:
     """The friendly page for a link that cannot be answered (404 unknown, 410 expired, used or cancelled).
 
-    Crisis information only for a POST whose own answers hold a risk item above 0: opening a used link never says
-    what was answered (whoever holds the phone later).
+    The page never depends on what was answered: a GET shows no crisis information, and a POST (a second press of
+    "Send", or an old form posted again from the browser's history) always shows it, so neither tells whoever holds
+    the phone or the link whether a risk item was endorsed.
     """
     return survey_page(
         "survey/closed.html",
@@ -194,21 +195,9 @@ class SurveyRun:
     # -- POST ------------------------------------------------------------------------------------------------
 
     def closed(self, state: LinkState, form: Mapping[str, str] | None) -> Response:
-        """The closed page for a link that was used, expired or cancelled meanwhile (a POST: crisis help if due)."""
+        """The closed page for a link that was used, expired or cancelled meanwhile (a POST: crisis help, always)."""
         lang = choose_language((form or {}).get("lang") or request.args.get("lang"), self.context.language)
-        crisis = crisis_for(lang) if form is not None and self._posted_risk(form) else None
-        return closed_page(state, lang, mode=self.mode, crisis=crisis)
-
-    def _posted_risk(self, form: Mapping[str, str]) -> bool:
-        """Whether a POST's own answers (earlier steps and this page) put a risk item above 0."""
-        progress = load_progress(form.get("state"), self.context.invitation_id)
-        if progress is None:
-            return False
-        steps = self.steps(progress)
-        if progress.step < len(steps):
-            step = steps[progress.step]
-            progress.answers[step.code] = read_step(step, form).answers
-        return risk_in_answers(steps, progress.answers)
+        return closed_page(state, lang, mode=self.mode, crisis=crisis_for(lang) if form is not None else None)
 
     def handle_post(self, form: Mapping[str, str], *, now: datetime | None = None) -> Response:
         """Next, back, switch language, or submit the final step."""
@@ -246,8 +235,7 @@ class SurveyRun:
         except SurveyClosedError as closed:
             rollback()
             self.finished = True
-            crisis = crisis_for(lang) if risk_in_answers(steps, progress.answers) else None
-            return closed_page(closed.state, lang, mode=self.mode, crisis=crisis)
+            return closed_page(closed.state, lang, mode=self.mode, crisis=crisis_for(lang))
         except AnswerError as error:
             rollback()
             return self._answer_error(steps, progress, lang, error)

@@ -1,20 +1,30 @@
-"""Answers of earlier steps carried in the page itself, signed with the app's secret (no account, no extra table).
+"""Answers of earlier steps carried in the page itself, encrypted and time-limited (no account, no extra table).
 
-The blob is bound to one invitation: a state copied from another link is refused. It is signed, not encrypted:
-it holds only the client's own answers, on a page that is never cached.
+The blob is Fernet (AES-128-CBC with HMAC-SHA256, from the `cryptography` library) under a key derived from the
+app's secret with HKDF, so the page source of a later step never shows an earlier answer (PHQ-9 item 9 and free
+text included) to whoever holds the phone or reads a cached copy. It is bound to one invitation (a state copied
+from another link is refused) and good for MAX_AGE_SECONDS after the page was shown; the link's own expiry and
+single use are checked before it is read.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
-from itsdangerous import BadSignature, URLSafeSerializer
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from web.app import current_settings
 
-SALT = "rapport.survey.progress.v1"
-MAX_BLOB = 64 * 1024
+KEY_INFO = b"rapport.survey.progress.v2"
+MAX_BLOB = 96 * 1024
+# A page left open longer than this starts over; the link's expiry (checked first) is usually sooner.
+MAX_AGE_SECONDS = 24 * 3600
 
 
 @dataclass
@@ -27,14 +37,20 @@ class Progress:
     rotating: str | None = None
 
 
-def _serializer() -> URLSafeSerializer:
-    return URLSafeSerializer(current_settings().secret_key, salt=SALT)
+@lru_cache(maxsize=4)
+def _fernet_for(secret_key: str) -> Fernet:
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=KEY_INFO).derive(secret_key.encode())
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def _fernet() -> Fernet:
+    return _fernet_for(current_settings().secret_key)
 
 
 def dump_progress(progress: Progress) -> str:
-    """The signed form field for a page."""
+    """The encrypted form field for a page."""
     payload = {"i": progress.invitation_id, "s": progress.step, "a": progress.answers, "r": progress.rotating}
-    return str(_serializer().dumps(payload))
+    return _fernet().encrypt(json.dumps(payload, separators=(",", ":")).encode()).decode("ascii")
 
 
 def load_progress(blob: str | None, invitation_id: int) -> Progress | None:
@@ -42,8 +58,8 @@ def load_progress(blob: str | None, invitation_id: int) -> Progress | None:
     if not blob or len(blob) > MAX_BLOB:
         return None
     try:
-        payload: Any = _serializer().loads(blob)
-    except BadSignature:
+        payload: Any = json.loads(_fernet().decrypt(blob.encode("ascii"), ttl=MAX_AGE_SECONDS))
+    except (InvalidToken, UnicodeError, ValueError):
         return None
     if not isinstance(payload, dict) or payload.get("i") != invitation_id:
         return None

@@ -132,6 +132,30 @@ def prune_sessions() -> int:
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+@shared_task(name="ops.verify_audit", soft_time_limit=1800, time_limit=1900, **IDEMPOTENT)
+def verify_audit() -> dict[str, object]:
+    """Walk the audit chain; on a break, log it and email every admin (once per day)."""
+    from services.audit.chain import verify_chain
+    from services.audit.operations import alert_admins_of_broken_chain
+
+    settings = runtime.settings()
+    database = runtime.database()
+    with database.read_only_session() as session:
+        report = verify_chain(session)
+    if report.ok:
+        log.info("audit chain intact: %d rows", report.rows)
+        return {"ok": True, "rows": report.rows}
+    log.error("audit chain broken at row %s (position %s): %s", report.bad_id, report.bad_seq, report.problem)
+    with database.unit_of_work() as session:
+        ids = alert_admins_of_broken_chain(
+            session,
+            day=utcnow().date().isoformat(),
+            link=f"{settings.base_url.rstrip('/')}/admin/operations",
+            practice=settings.practice_name,
+        )
+    return {"ok": False, "rows": report.rows, "bad_id": report.bad_id, "notified": len(ids)}
+
+
 # The broker's queue ---------------------------------------------------------------------------------------------
 
 

@@ -76,7 +76,7 @@ def make_link(
 
 
 def state_of(html: str) -> str:
-    """The signed progress field of a survey page."""
+    """The encrypted progress field of a survey page."""
     match = STATE_INPUT.search(html)
     assert match, "no state field on the page"
     return match.group(1).replace("&#34;", '"').replace("&amp;", "&")

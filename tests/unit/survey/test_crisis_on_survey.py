@@ -1,5 +1,6 @@
 """Crisis information on the survey: in the client's language, with tel: links, on the page right after a risk answer
-and on the thank-you page; never for an answer of 0, never on a used link opened later."""
+and on the thank-you page; never for an answer of 0, never on a used link opened later;
+the same on every POST to a used link."""
 
 from __future__ import annotations
 
@@ -153,10 +154,26 @@ def test_the_used_link_page_never_shows_the_crisis_box(client: FlaskClient, sess
         html = again.get_data(as_text=True)
         assert "crisis-strong" not in html
         assert "tel:" not in html
-    # A POST without the client's answers (a stale or forged form) learns nothing either.
+    # A POST (a stale, replayed or forged form) gets one page whatever it carries: the help, for everyone.
     blind = client.post(link.path, data={"action": "next"})
     assert blind.status_code == 410
-    assert "crisis-strong" not in blind.get_data(as_text=True)
+    assert "crisis-strong" in blind.get_data(as_text=True)
+
+
+@pytest.mark.usefixtures("crisis_numbers")
+def test_a_used_links_page_is_identical_whatever_was_answered(client: FlaskClient, session: Session) -> None:
+    pages = {}
+    for risk in ("0", "2"):
+        link = make_link(session, instruments=("PHQ-9", "GAD-7"))
+        first = client.get(link.path).get_data(as_text=True)
+        second = post_step(client, link, first, answers_for("PHQ-9", phq9_9=risk)).get_data(as_text=True)
+        assert post_step(client, link, second, answers_for("GAD-7")).status_code == 200
+        # Whoever holds the phone later: the link opened again, and the last form re-posted from the history.
+        again = client.get(link.path)
+        replay = post_step(client, link, second, answers_for("GAD-7"))
+        assert (again.status_code, replay.status_code) == (410, 410)
+        pages[risk] = tuple(re.sub(r"/s/[^\"'?]+", "/s/TOKEN", r.get_data(as_text=True)) for r in (again, replay))
+    assert pages["0"] == pages["2"]
 
 
 @pytest.mark.usefixtures("crisis_numbers")
@@ -168,10 +185,10 @@ def test_pressing_send_twice_after_a_risk_answer_still_shows_help(client: FlaskC
     assert second.status_code == 410
     html = second.get_data(as_text=True)
     assert "These answers were already sent" in html
-    assert EN_CRISIS_LINE in _box(html)  # from the answers this very POST carries
+    assert EN_CRISIS_LINE in _box(html)
     calm = post_step(client, link, first, answers_for("PHQ-9", phq9_9="0"))
     assert calm.status_code == 410
-    assert "crisis-strong" not in calm.get_data(as_text=True)
+    assert _box(calm.get_data(as_text=True)) == _box(html)  # the same page whatever this POST carries
 
 
 def test_without_practice_numbers_the_box_shows_the_default_text(client: FlaskClient, session: Session) -> None:
