@@ -64,18 +64,12 @@ TEMPLATES: dict[str, MessageTemplate] = {
         body=N_("A monthly report is ready to download.\n\nOpen it here: {link}\n"),
     ),
     "audit_chain_broken": MessageTemplate(
-        subject={
-            "en": "Rapport: the audit trail check failed",
-            "es": "Rapport: la comprobación del registro de auditoría ha fallado",
-        },
-        body={
-            "en": "Tonight's check of the audit trail at {practice} found a row that does not match its hash: "
+        subject=N_("Rapport: the audit trail check failed"),
+        body=N_(
+            "Tonight's check of the audit trail at {practice} found a row that does not match its hash: "
             "a record may have been altered or removed.\n\nRun `rapport audit verify` to see the first bad row, "
-            "and look at the operations page: {link}\n",
-            "es": "La comprobación nocturna del registro de auditoría de {practice} ha encontrado una fila que no "
-            "coincide con su hash: puede que se haya alterado o borrado un registro.\n\nEjecute `rapport audit "
-            "verify` para ver la primera fila incorrecta y revise la página de operaciones: {link}\n",
-        },
+            "and look at the operations page: {link}\n"
+        ),
     ),
     "password_reset": MessageTemplate(
         subject=N_("Reset your Rapport password"),
