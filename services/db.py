@@ -191,8 +191,8 @@ def commit_checked(session: Session) -> None:
     SQLite has no dropped connections; its commit is a plain commit.
     """
     bind = session.get_bind()
-    if bind.dialect.name != "postgresql":
-        session.commit()
+    if bind.dialect.name != "postgresql" or not session.in_transaction():
+        session.commit()  # SQLite, or nothing begun: nothing whose outcome could be in doubt
         return
     try:
         session.flush()
