@@ -16,6 +16,7 @@ from sqlalchemy import delete
 from services.accounts.models import LoginSession
 from services.config import Settings
 from services.db import Database, utcnow
+from services.notifications.operations import stale_claim_after
 from services.ops.operations import beat, claim_period, finish_period, prune_bookkeeping, relax_commit
 from services.ops.reconcile import PendingWork, find_pending
 from workers import runtime
@@ -83,6 +84,7 @@ def run_reconcile(
             grace=timedelta(seconds=settings.reconcile_grace_seconds),
             max_attempts=settings.max_attempts,
             now=now,
+            stale_claim=stale_claim_after(settings.task_time_limit),
         )
         result = {
             "notifications": len(work.notifications),

@@ -6,19 +6,27 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from services.config import Settings
 from services.db import Database, utcnow
 from services.notifications.channels import sms_signature
 from services.notifications.delivery import Outcome, deliver_notification
 from services.notifications.models import Notification
-from services.notifications.operations import STALE_CLAIM, queue_notification
+from services.notifications.operations import (
+    CLAIM_MARGIN,
+    STALE_CLAIM,
+    claim_notification,
+    queue_notification,
+    stale_claim_after,
+)
+from services.ops.reconcile import find_pending
 
 
 def died_mid_send(db: Database, notification_id: int) -> None:
@@ -86,3 +94,23 @@ def test_an_sms_sent_again_keeps_its_idempotency_key_and_counts_the_attempt(
     assert (first["X-Rapport-Attempt"], again["X-Rapport-Attempt"]) == ("1", "2")
     assert json.loads(first_body)["id"] == json.loads(again_body)["id"] == f"rapport-{row.id}"
     assert again["X-Rapport-Signature"] == "sha256=" + sms_signature("s3", again_body)
+
+
+def test_a_sending_claim_is_re_driven_just_after_the_send_tasks_hard_time_limit(
+    session: Session, test_settings: Settings
+) -> None:
+    row = queue_notification(session, channel="email", template="test_message", to_address="ops@example.test")
+    now = utcnow()
+    stale = stale_claim_after(test_settings.task_time_limit)
+    assert stale == timedelta(seconds=test_settings.task_time_limit) + CLAIM_MARGIN  # minutes, not a fixed ten
+    assert claim_notification(session, row.id, now=now, stale_after=stale)
+    limit = now + timedelta(seconds=test_settings.task_time_limit)
+    assert not claim_notification(session, row.id, now=limit, stale_after=stale)  # its task may still be running
+
+    def pending_at(at: datetime) -> list[int]:
+        return find_pending(session, grace=timedelta(0), max_attempts=5, now=at, stale_claim=stale).notifications
+
+    assert row.id not in pending_at(limit)
+    later = now + stale + timedelta(seconds=1)
+    assert row.id in pending_at(later)
+    assert claim_notification(session, row.id, now=later, stale_after=stale)
