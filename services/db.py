@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 import select
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
@@ -148,6 +149,101 @@ def _drop_after_commit(session: Session, *_: Any) -> None:
     session.info.pop("after_commit", None)
 
 
+def is_disconnect(exc: BaseException) -> bool:
+    """True when exc is a database error because the connection dropped (the server ended it, the network broke)."""
+    if isinstance(exc, DBAPIError):
+        return bool(exc.connection_invalidated) or _driver_disconnect(exc.orig)
+    # Statements run on the driver's connection directly (services.surveys.submission) raise the driver's own error.
+    return _driver_disconnect(exc)
+
+
+def _driver_disconnect(exc: BaseException | None) -> bool:
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    # Admin/crash shutdown, cannot connect now, the connection exception class; or no SQLSTATE at all, which psycopg
+    # gives only for a connection that broke ("server closed the connection unexpectedly", "the connection is lost").
+    state = exc.sqlstate
+    return state is None or state in {"57P01", "57P02", "57P03"} or state.startswith("08")
+
+
+# How long to wait for a transaction whose connection dropped during COMMIT to be known committed or aborted.
+STATUS_WAIT = 2.0
+
+
+class NotCommitted(Exception):
+    """The connection dropped before or during COMMIT and the server says the transaction did not commit.
+
+    Nothing of the transaction was written, so running the whole unit of work again is safe.
+    """
+
+
+def commit_checked(session: Session) -> None:
+    """Commit; when the connection drops during COMMIT, ask the server whether it committed instead of guessing.
+
+    On PostgreSQL the transaction's id is read before COMMIT (no round trip for a transaction that wrote nothing
+    is saved: one small SELECT per writing commit). If COMMIT then fails on a dropped connection, a fresh connection
+    asks pg_xact_status: committed -> the after-commit hooks run and this returns as if nothing happened; aborted
+    -> NotCommitted (safe to retry); still unknown -> the original error. A drop before COMMIT is NotCommitted too.
+    SQLite has no dropped connections; its commit is a plain commit.
+    """
+    bind = session.get_bind()
+    if bind.dialect.name != "postgresql" or not session.in_transaction():
+        session.commit()  # SQLite, or nothing begun: nothing whose outcome could be in doubt
+        return
+    try:
+        session.flush()
+        xid = session.execute(text("SELECT pg_current_xact_id_if_assigned()::text")).scalar()
+    except DBAPIError as exc:
+        if is_disconnect(exc):
+            raise NotCommitted("the connection dropped before COMMIT") from exc
+        raise
+    hooks: list[AfterCommit] = list(session.info.get("after_commit", []))
+    try:
+        session.commit()
+    except DBAPIError as exc:
+        if not is_disconnect(exc):
+            raise
+        _forget(session)
+        status = _transaction_status(bind, xid) if xid is not None else "aborted"
+        log.warning("the connection dropped during COMMIT; the server says the transaction is %s", status)
+        if status == "committed":
+            session.info["after_commit"] = hooks
+            _run_after_commit(session)
+            return
+        if status == "aborted":
+            raise NotCommitted("the connection dropped during COMMIT, which did not happen") from exc
+        raise
+
+
+def _forget(session: Session) -> None:
+    try:
+        session.rollback()
+    except DBAPIError:
+        log.debug("rollback after a dropped connection failed", exc_info=True)
+
+
+def _transaction_status(bind: Engine | Connection, xid: str) -> str | None:
+    """pg_xact_status of a transaction id, asked on a fresh connection (None when the server cannot say)."""
+    deadline = time.monotonic() + STATUS_WAIT
+    while True:
+        try:
+            with bind.engine.connect() as conn:
+                status = conn.execute(text("SELECT pg_xact_status(CAST(:xid AS xid8))"), {"xid": xid}).scalar()
+        except DBAPIError as exc:
+            if not is_disconnect(exc) or time.monotonic() > deadline:
+                raise
+            continue
+        if status != "in progress":
+            return None if status is None else str(status)
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.05)  # the ended backend is still finishing; its outcome is known in a moment
+
+
 class Database:
     """An engine and its session factory."""
 
@@ -190,7 +286,7 @@ class Database:
         with self.session_factory() as session:
             try:
                 yield session
-                session.commit()
+                commit_checked(session)
             except BaseException:
                 session.rollback()
                 raise

@@ -36,6 +36,8 @@ def current_db() -> Database:
 
 
 def _configure_flask(app: Flask, settings: Settings) -> None:
+    from web.limiter import storage_options
+
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_NAME="rapport_session",
@@ -52,6 +54,8 @@ def _configure_flask(app: Flask, settings: Settings) -> None:
         BABEL_DEFAULT_LOCALE="en",
         BABEL_DEFAULT_TIMEZONE=settings.timezone,
         RATELIMIT_STORAGE_URI=settings.ratelimit_storage_url,
+        # Tens of milliseconds per Redis call, no retries; web.limiter's breaker does the rest.
+        RATELIMIT_STORAGE_OPTIONS=storage_options(settings.ratelimit_storage_url),
         # Retry-After is added to 429 pages by web.errors; X-RateLimit-* on every response would cost two storage
         # round trips per request.
         RATELIMIT_HEADERS_ENABLED=False,

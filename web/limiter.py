@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from functools import lru_cache, wraps
 from typing import Any, TypeVar
 
-from flask import request
+from flask import Flask, request
 from flask_limiter import Limiter
 from limits import RateLimitItem, parse_many
-from limits.storage import MemoryStorage
-from limits.strategies import FixedWindowRateLimiter, RateLimiter
+from limits.storage import MemoryStorage, Storage
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from werkzeug.exceptions import TooManyRequests
 
 from web.app import current_settings
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
-# After the shared storage fails, count in this process's memory for a while instead of paying its timeout each time.
-STORAGE_DOWN_BACKOFF = 5.0
 
 
 def client_ip() -> str:
@@ -77,6 +77,14 @@ class ViewLimiter(Limiter):
     nothing, and then again in the decorator; skipping the empty first pass saves a few percent of a survey submit.
     """
 
+    def init_app(self, app: Flask) -> None:
+        """Set up as Flask-Limiter does, then put a shared storage behind the breaker (GuardedStorage)."""
+        super().init_app(app)
+        storage, strategy = self._storage, self._limiter
+        if storage is not None and strategy is not None and not isinstance(storage, MemoryStorage | GuardedStorage):
+            self._storage = GuardedStorage(storage)
+            self._limiter = type(strategy)(self._storage)
+
     def _check_request_limit(self, callable_name: str | None = None, in_middleware: bool = True) -> None:
         if in_middleware and not self.has_wide_limits():
             return
@@ -92,48 +100,128 @@ class ViewLimiter(Limiter):
 limiter = ViewLimiter(key_func=client_ip)
 
 
+# --- the shared storage, never in a client's way ---------------------------------------------------------------
+#
+# Every limit (logins and token routes alike) counts in Flask-Limiter's storage, which init_app wraps in one
+# GuardedStorage: each call to Redis has STORAGE_TIMEOUT to answer; one that fails or is slow trips the breaker, and
+# for STORAGE_DOWN_BACKOFF seconds every count goes to this process's memory without asking Redis at all. Then one
+# request at a time probes Redis again. A frozen or dead Redis costs a client at most one short timeout.
+
+# Socket timeouts for the rate-limit storage: Redis next to the app answers in a millisecond or two.
+STORAGE_TIMEOUT = 0.05
+# A call slower than this (a few round trips at most) trips the breaker although it answered.
+SLOW_CALL = 0.2
+# After a failed or slow call, count in memory this long before asking the shared storage again.
+STORAGE_DOWN_BACKOFF = 10.0
+T = TypeVar("T")
+
+
+def storage_options(url: str) -> dict[str, Any]:
+    """Options for the rate-limit storage at url: on Redis, short socket timeouts and no retries."""
+    if not url.startswith(("redis", "rediss", "valkey")):
+        return {}
+    return {
+        "socket_timeout": STORAGE_TIMEOUT,
+        "socket_connect_timeout": STORAGE_TIMEOUT,
+        "retry": Retry(NoBackoff(), 0),
+        "health_check_interval": 0,
+    }
+
+
+class CircuitBreaker:
+    """Calls a primary unless it recently failed or was slow; then calls the fallback until a probe succeeds."""
+
+    def __init__(self, *, backoff: float = STORAGE_DOWN_BACKOFF, slow: float = SLOW_CALL, name: str = "") -> None:
+        self.backoff = backoff
+        self.slow = slow
+        self.name = name
+        self.trips = 0
+        self._open_until = 0.0
+        self._probe = threading.Lock()
+
+    @property
+    def is_open(self) -> bool:
+        """True while calls skip the primary."""
+        return time.monotonic() < self._open_until
+
+    def call(self, primary: Callable[[], T], fallback: Callable[[], T]) -> T:
+        """The primary's answer, or the fallback's while the breaker is open or when the primary fails."""
+        if time.monotonic() < self._open_until:
+            return fallback()
+        probing = self._open_until > 0.0
+        if probing and not self._probe.acquire(blocking=False):
+            return fallback()  # another request is finding out whether the primary is back
+        try:
+            started = time.monotonic()
+            try:
+                result = primary()
+            except Exception:
+                self._trip("failed", exc_info=True)
+                return fallback()
+            if time.monotonic() - started > self.slow:
+                self._trip(f"took {time.monotonic() - started:.3f}s", exc_info=False)
+            elif probing:
+                self._open_until = 0.0
+                log.info("%s answers again", self.name)
+            return result
+        finally:
+            if probing:
+                self._probe.release()
+
+    def _trip(self, why: str, *, exc_info: bool) -> None:
+        self.trips += 1
+        self._open_until = time.monotonic() + self.backoff
+        log.warning("%s %s; not asking it for %.0fs", self.name, why, self.backoff, exc_info=exc_info)
+
+
+class GuardedStorage(Storage):
+    """A limits storage that counts in the shared storage when it answers quickly and in memory otherwise."""
+
+    STORAGE_SCHEME = None
+
+    def __init__(self, primary: Storage, breaker: CircuitBreaker | None = None) -> None:
+        super().__init__()
+        self.primary = primary
+        self.memory = MemoryStorage()
+        self.breaker = breaker or CircuitBreaker(name="rate-limit storage")
+
+    @property
+    def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
+        return self.primary.base_exceptions
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        return self.breaker.call(
+            lambda: self.primary.incr(key, expiry, amount), lambda: self.memory.incr(key, expiry, amount)
+        )
+
+    def get(self, key: str) -> int:
+        return self.breaker.call(lambda: self.primary.get(key), lambda: self.memory.get(key))
+
+    def get_expiry(self, key: str) -> float:
+        return self.breaker.call(lambda: self.primary.get_expiry(key), lambda: self.memory.get_expiry(key))
+
+    def check(self) -> bool:
+        return self.breaker.call(self.primary.check, lambda: False)
+
+    def reset(self) -> int | None:
+        self.memory.reset()
+        return self.primary.reset()
+
+    def clear(self, key: str) -> None:
+        self.memory.clear(key)
+        self.primary.clear(key)
+
+
 # --- token routes ------------------------------------------------------------------------------------------------
 #
 # The survey and kiosk routes are the busiest in the service (every client answer is one of their requests), so they
-# use the limits library directly with Flask-Limiter's storage: one storage round trip per request and nothing else.
-# Same rule as @limiter.limit(token_limit) had: settings.token_rate_limit per client address per route, and a
-# per-process memory count when the shared storage is unreachable (a broken Redis must not lock clients out).
+# use the limits strategy directly: one storage round trip per request and nothing else. Same rule as
+# @limiter.limit(token_limit) would be: settings.token_rate_limit per client address per route.
 
 
 @lru_cache(maxsize=8)
 def _token_items(spec: str) -> tuple[RateLimitItem, ...]:
     return tuple(parse_many(spec))
-
-
-class _TokenCounter:
-    def __init__(self) -> None:
-        self.fallback = FixedWindowRateLimiter(MemoryStorage())
-        self.down_until = 0.0
-
-    def strategy(self) -> RateLimiter:
-        if time.monotonic() < self.down_until:
-            return self.fallback
-        return limiter.limiter
-
-    def refused(self, keys: tuple[str, ...]) -> RateLimitItem | None:
-        """The first limit this request breaks (counting it), or None."""
-        items = _token_items(token_limit())
-        strategy = self.strategy()
-        try:
-            return next((item for item in items if not strategy.hit(item, *keys)), None)
-        except Exception:
-            if strategy is self.fallback:
-                raise
-            log.warning("rate-limit storage unreachable; counting token requests in memory for now", exc_info=True)
-            self.down_until = time.monotonic() + STORAGE_DOWN_BACKOFF
-            return next((item for item in items if not self.fallback.hit(item, *keys)), None)
-
-    def retry_after(self, item: RateLimitItem, keys: tuple[str, ...]) -> int:
-        strategy = self.strategy()
-        return _seconds_left(lambda: strategy.get_window_stats(item, *keys).reset_time, item)
-
-
-_token_counter = _TokenCounter()
 
 
 def token_limited(view: F) -> F:
@@ -143,9 +231,11 @@ def token_limited(view: F) -> F:
     def limited(*args: Any, **kwargs: Any) -> Any:
         if limiter.enabled:
             keys = ("token", request.endpoint or "", client_ip())
-            item = _token_counter.refused(keys)
+            strategy = limiter.limiter
+            item = next((item for item in _token_items(token_limit()) if not strategy.hit(item, *keys)), None)
             if item is not None:
-                raise TooManyRequests(retry_after=_token_counter.retry_after(item, keys))
+                stats = strategy.get_window_stats
+                raise TooManyRequests(retry_after=_seconds_left(lambda: stats(item, *keys).reset_time, item))
         return view(*args, **kwargs)
 
     return limited  # type: ignore[return-value]

@@ -84,14 +84,14 @@ def _load_staff(request: Request) -> StaffUser | None:
         if raw is None:
             return None
         account = user_for_api_token(db_session(), raw)
-        commit()  # the token's last_used_at, before the handler's own unit of work starts
+        commit(idempotent=True)  # the token's last_used_at, before the handler's own unit of work starts
         return StaffUser(account, via="api") if account is not None else None
     token = session.get(SESSION_TOKEN_KEY)
     if not isinstance(token, str) or not token:
         return None
     idle = timedelta(minutes=current_settings().session_idle_minutes)
     account = resume_login_session(db_session(), token, idle=idle)
-    commit()  # the idle timer (or the session's end), before the handler's own unit of work starts
+    commit(idempotent=True)  # the idle timer (or the session's end), before the handler's own unit of work starts
     if account is None:
         session.pop(SESSION_TOKEN_KEY, None)
         setattr(g, _ENDED_FLAG, _end_reason(token) or "ended")

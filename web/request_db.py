@@ -3,16 +3,29 @@
 A handler calls ``commit()`` once, at the end, when it has changed something (like indico's RH). Anything it
 did not commit is rolled back when the request ends, and after-commit hooks from services.db (enqueueing) run
 only on that commit.
+
+A request whose connection drops before its commit (a database restart, a terminated backend) is run again once,
+from its before-request hooks on, with a fresh session and connection: nothing of it was written, so the retry
+cannot double anything (the survey submit included). A drop during COMMIT itself is not guessed at: services.db
+asks the server whether the transaction committed, and only a transaction that did not is retried.
 """
 
 from __future__ import annotations
 
-from flask import Flask, g
+import logging
+from collections.abc import Callable
+from functools import wraps
+
+from flask import Flask, Response, g, request
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from services.db import NotCommitted, commit_checked, is_disconnect
 from web.app import current_db
 
+log = logging.getLogger(__name__)
 _SESSION_KEY = "_rapport_db_session"
+_COMMITTED_KEY = "_rapport_db_committed"
 
 
 def db_session() -> Session:
@@ -24,11 +37,17 @@ def db_session() -> Session:
     return session
 
 
-def commit() -> None:
-    """Commit the request's unit of work; after-commit hooks run now."""
+def commit(*, idempotent: bool = False) -> None:
+    """Commit the request's unit of work; after-commit hooks run now.
+
+    idempotent=True marks bookkeeping that may safely be committed again if the request is retried (the login
+    session's idle timer); any other commit makes the request final: it is never run again after it.
+    """
     session: Session | None = g.get(_SESSION_KEY)
     if session is not None:
-        session.commit()
+        commit_checked(session)
+        if not idempotent:
+            setattr(g, _COMMITTED_KEY, True)
 
 
 def rollback() -> None:
@@ -44,6 +63,59 @@ def _close_session(_exc: BaseException | None) -> None:
         session.close()  # rolls back whatever the handler did not commit
 
 
+def _discard_session() -> None:
+    """Drop the request's session and its connection without talking to the server (the connection is gone)."""
+    session: Session | None = g.pop(_SESSION_KEY, None)
+    if session is not None:
+        session.invalidate()
+
+
+def _live_session() -> None:
+    """Open the retry's session on a connection that answers.
+
+    The server that ended the first connection (a restart, terminated backends) likely ended idle pooled ones too.
+    A SELECT 1 through SQLAlchemy that finds its connection dead makes the pool replace every connection older than
+    that moment, so the next try draws a new one.
+    """
+    for _attempt in range(3):
+        try:
+            db_session().execute(text("SELECT 1"))
+            return
+        except Exception as exc:
+            if not is_disconnect(exc):
+                raise
+            _discard_session()
+
+
+def _retryable(exc: Exception) -> bool:
+    """True when exc is a dropped connection (or a COMMIT that did not happen) before this request committed."""
+    return (isinstance(exc, NotCommitted) or is_disconnect(exc)) and not g.get(_COMMITTED_KEY)
+
+
+def retry_on_dropped_connection(dispatch: Callable[[], Response]) -> Callable[[], Response]:
+    """Wrap Flask's full_dispatch_request: one more run on a fresh connection when the first lost its own."""
+
+    @wraps(dispatch)
+    def dispatch_once_more_if_dropped() -> Response:
+        try:
+            return dispatch()
+        except Exception as exc:
+            if not _retryable(exc):
+                raise
+            log.warning(
+                "database connection dropped before commit on %s %s; running it again",
+                request.method,
+                request.path,
+                exc_info=True,
+            )
+        _discard_session()
+        _live_session()
+        return dispatch()
+
+    return dispatch_once_more_if_dropped
+
+
 def init_app(app: Flask) -> None:
-    """Close the request's session when the app context ends."""
+    """Close the request's session when the app context ends; retry a request whose connection dropped."""
     app.teardown_appcontext(_close_session)
+    app.full_dispatch_request = retry_on_dropped_connection(app.full_dispatch_request)  # type: ignore[method-assign]

@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate
 from pathlib import Path
 
 from services.config import Settings
@@ -33,6 +33,12 @@ class OutgoingMessage:
     to_address: str
     subject: str
     body: str
+    attempt: int = 1
+
+
+def message_id(notification_id: int) -> str:
+    """The Message-ID of a notification's email: the same on every attempt, so a receiver can drop a duplicate."""
+    return f"<rapport-notification-{notification_id}@rapport.invalid>"
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -49,9 +55,11 @@ def send_email(settings: Settings, message: OutgoingMessage) -> str:
     msg["To"] = message.to_address
     msg["Subject"] = message.subject
     msg["Date"] = formatdate(localtime=False)
-    # A stable Message-ID per notification lets receiving servers drop a rare duplicate delivery.
-    msg["Message-ID"] = make_msgid(idstring=f"n{message.notification_id}", domain="rapport.invalid")
+    # A stable Message-ID per notification lets receiving servers drop a rare duplicate delivery (a worker that
+    # died after the server took the message but before its reply sends it again: delivery is at least once).
+    msg["Message-ID"] = message_id(message.notification_id)
     msg["X-Rapport-Notification"] = str(message.notification_id)
+    msg["X-Rapport-Attempt"] = str(message.attempt)
     msg.set_content(message.body)
     if not settings.smtp_host:
         _write_atomically(settings.outbox_dir / f"email-{message.notification_id:08d}.eml", bytes(msg))
@@ -94,6 +102,7 @@ def send_sms(settings: Settings, message: OutgoingMessage) -> str:
             "Content-Type": "application/json",
             "X-Rapport-Signature": "sha256=" + sms_signature(settings.sms_webhook_secret, payload),
             "Idempotency-Key": f"rapport-{message.notification_id}",
+            "X-Rapport-Attempt": str(message.attempt),
         },
     )
     try:

@@ -13,7 +13,7 @@ from services.config import Settings
 from services.db import Database
 from services.notifications.channels import DeliveryError, OutgoingMessage, send_email, send_sms
 from services.notifications.models import Notification
-from services.notifications.operations import claim_notification, mark_attempt_failed, mark_sent
+from services.notifications.operations import claim_notification, mark_attempt_failed, mark_sent, stale_claim_after
 from services.notifications.templates import render_message
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def deliver_notification(database: Database, settings: Settings, notification_id
     """Deliver a notification at most once per claim; safe to call any number of times."""
     build_error: Exception | None = None
     with database.unit_of_work() as session:
-        if not claim_notification(session, notification_id):
+        if not claim_notification(session, notification_id, stale_after=stale_claim_after(settings.task_time_limit)):
             return Outcome.SKIPPED
         row = session.get(Notification, notification_id)
         assert row is not None
@@ -63,7 +63,7 @@ def deliver_notification(database: Database, settings: Settings, notification_id
             except Exception as exc:
                 build_error = exc  # recorded below, once the claim (and its attempt) is committed
         language = str(row.context.get("language", "en"))
-        channel, to_address, template = row.channel, row.to_address, row.template
+        channel, to_address, template, attempt = row.channel, row.to_address, row.template, row.attempts
     if build_error is not None:
         with database.unit_of_work() as session:
             status = mark_attempt_failed(
@@ -73,7 +73,7 @@ def deliver_notification(database: Database, settings: Settings, notification_id
         return Outcome.RETRY if status == "pending" else Outcome.FAILED
     try:
         subject, body = render_message(template, values, language=language)
-        message = OutgoingMessage(notification_id, to_address, subject, body)
+        message = OutgoingMessage(notification_id, to_address, subject, body, attempt=attempt)
         reference = send_email(settings, message) if channel == "email" else send_sms(settings, message)
     except DeliveryError as exc:
         with database.unit_of_work() as session:

@@ -14,8 +14,18 @@ from services.notifications.models import Notification
 from services.notifications.templates import TEMPLATES, TemplateError
 
 CHANNELS = frozenset({"email", "sms"})
-# A claim older than this is taken to belong to a worker that died mid-send.
-STALE_CLAIM = timedelta(minutes=10)
+# A send runs inside a task that Celery kills at its hard time limit, so a claim older than that limit plus this
+# margin belongs to a worker that died or was killed mid-send.
+CLAIM_MARGIN = timedelta(seconds=30)
+
+
+def stale_claim_after(task_time_limit: int) -> timedelta:
+    """How old a "sending" claim must be to be re-driven: the send task's hard time limit plus CLAIM_MARGIN."""
+    return timedelta(seconds=task_time_limit) + CLAIM_MARGIN
+
+
+# The default, for the default task_time_limit of 90 s (settings pass their own through stale_claim_after).
+STALE_CLAIM = stale_claim_after(90)
 
 
 def queue_notification(
@@ -66,7 +76,9 @@ def queue_notification(
     return row
 
 
-def claim_notification(session: Session, notification_id: int, *, now: datetime | None = None) -> bool:
+def claim_notification(
+    session: Session, notification_id: int, *, now: datetime | None = None, stale_after: timedelta = STALE_CLAIM
+) -> bool:
     """Atomically move a pending (or stale sending) notification to sending; False if someone else has it."""
     now = now or utcnow()
     result = session.execute(
@@ -75,7 +87,7 @@ def claim_notification(session: Session, notification_id: int, *, now: datetime 
             Notification.id == notification_id,
             or_(
                 Notification.status == "pending",
-                (Notification.status == "sending") & (Notification.claimed_at < now - STALE_CLAIM),
+                (Notification.status == "sending") & (Notification.claimed_at < now - stale_after),
             ),
         )
         .values(status="sending", claimed_at=now, attempts=Notification.attempts + 1)

@@ -56,7 +56,14 @@ def _count(result: object) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def find_pending(session: Session, *, grace: timedelta, max_attempts: int, now: datetime | None = None) -> PendingWork:
+def find_pending(
+    session: Session,
+    *,
+    grace: timedelta,
+    max_attempts: int,
+    now: datetime | None = None,
+    stale_claim: timedelta = STALE_CLAIM,
+) -> PendingWork:
     """Collect pending work older than grace, and mark failed what used up its attempts (never retried forever).
 
     One SELECT per kind over its partial index; an UPDATE only when something has used up its attempts. With
@@ -69,7 +76,7 @@ def find_pending(session: Session, *, grace: timedelta, max_attempts: int, now: 
         select(Notification.id, Notification.attempts)
         .where(
             ((Notification.status == "pending") & (Notification.created_at < now - grace))
-            | ((Notification.status == "sending") & (Notification.claimed_at < now - STALE_CLAIM))
+            | ((Notification.status == "sending") & (Notification.claimed_at < now - stale_claim))
         )
         .order_by(Notification.created_at)
         .limit(BATCH)

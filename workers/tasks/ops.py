@@ -17,6 +17,7 @@ from services.accounts.models import LoginSession
 from services.config import Settings
 from services.db import Database, utcnow
 from services.i18n import N_, Message
+from services.notifications.operations import stale_claim_after
 from services.ops.operations import beat, claim_period, finish_period, prune_bookkeeping, relax_commit
 from services.ops.reconcile import PendingWork, find_pending
 from workers import runtime
@@ -84,6 +85,7 @@ def run_reconcile(
             grace=timedelta(seconds=settings.reconcile_grace_seconds),
             max_attempts=settings.max_attempts,
             now=now,
+            stale_claim=stale_claim_after(settings.task_time_limit),
         )
         result = {
             "notifications": len(work.notifications),

@@ -464,25 +464,6 @@ def test_token_routes_are_rate_limited(make_app: Callable[..., Flask], session: 
     assert "Retry-After" in response.headers
 
 
-def test_token_routes_count_in_memory_while_the_shared_storage_is_down(
-    make_app: Callable[..., Flask], session: Session, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from web import limiter as limiter_module
-
-    link = make_link(session, instruments=POST)
-    app = make_app(token_rate_limit="2 per minute")
-    client = app.test_client()
-
-    class Unreachable:
-        def hit(self, *_: object) -> bool:
-            raise ConnectionError("rate-limit storage down")
-
-    monkeypatch.setattr(type(limiter_module.limiter), "limiter", property(lambda _self: Unreachable()))
-    monkeypatch.setattr(limiter_module, "_token_counter", limiter_module._TokenCounter())
-    # Clients are not locked out by a broken Redis, and the limit still holds (per process).
-    assert [client.get(link.path).status_code for _ in range(3)] == [200, 200, 429]
-
-
 def test_the_rotating_element_can_be_turned_off(make_app: Callable[..., Flask], session: Session) -> None:
     link = make_link(session, instruments=POST)
     quiet = make_app(extra={"partnership_rotating_element": "off"}).test_client()
