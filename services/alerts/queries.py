@@ -186,13 +186,17 @@ def list_alerts_page(
     status: str | None = None,
     kind: str | None = None,
     active_only: bool = False,
+    clinician_id: int | None = None,
+    opened_before: datetime | None = None,
+    opened_since: datetime | None = None,
     page: int = 1,
     per_page: int = DEFAULT_PER_PAGE,
 ) -> Page[AlertListItem]:
-    """Alerts user may see, filtered by status and kind, one page at a time (two queries).
+    """Alerts user may see, filtered by status, kind, clinician and when they opened, a page at a time (two queries).
 
     Unresolved first (risk, then alliance, then outcome; newest first within a kind), then resolved ones, newest
-    resolution first. Unknown status or kind values match nothing; the caller validates them.
+    resolution first. Unknown status or kind values match nothing; the caller validates them. active_only keeps
+    the open ones (`alert_is_open`), as every open-alert count does.
     """
     per_page = min(max(per_page, 1), MAX_PER_PAGE)
     page = max(page, 1)
@@ -200,9 +204,15 @@ def list_alerts_page(
     if status is not None:
         conditions.append(Alert.status == status)
     if active_only:
-        conditions.append(Alert.status != "resolved")
+        conditions.append(alert_is_open())
     if kind is not None:
         conditions.append(Alert.kind == kind)
+    if clinician_id is not None:
+        conditions.append(Episode.clinician_id == clinician_id)
+    if opened_before is not None:
+        conditions.append(Alert.opened_at < opened_before)
+    if opened_since is not None:
+        conditions.append(Alert.opened_at >= opened_since)
     where = and_(*conditions)
     base = (
         select(Alert, Client.id, Client.code, Client.first_name, Client.last_name, Episode.id, Episode.clinician_id)
@@ -510,54 +520,3 @@ def team_overview(session: Session, supervisor: User, *, counts: OpenAlertCounts
             )
         )
     return rows
-
-
-def list_open_alerts_page(
-    session: Session,
-    user: User,
-    *,
-    kind: str | None = None,
-    clinician_id: int | None = None,
-    opened_before: datetime | None = None,
-    opened_since: datetime | None = None,
-    page: int = 1,
-    per_page: int = DEFAULT_PER_PAGE,
-) -> Page[AlertListItem]:
-    """Open alerts user may see, filtered by kind, clinician and when they opened, one page at a time (two queries).
-
-    Risk first, then alliance, then outcome; newest first within a kind (as `list_open_alerts_for`).
-    """
-    per_page = min(max(per_page, 1), MAX_PER_PAGE)
-    page = max(page, 1)
-    conditions: list[ColumnElement[bool]] = [alert_is_open(), episode_scope(user)]
-    if kind is not None:
-        conditions.append(Alert.kind == kind)
-    if clinician_id is not None:
-        conditions.append(Episode.clinician_id == clinician_id)
-    if opened_before is not None:
-        conditions.append(Alert.opened_at < opened_before)
-    if opened_since is not None:
-        conditions.append(Alert.opened_at >= opened_since)
-    where = and_(*conditions)
-    total = session.scalar(select(func.count(Alert.id)).join(Episode, Episode.id == Alert.episode_id).where(where)) or 0
-    rows = session.execute(
-        select(Alert, Client.id, Client.code, Client.first_name, Client.last_name, Episode.id, Episode.clinician_id)
-        .join(Episode, Episode.id == Alert.episode_id)
-        .join(Client, Client.id == Episode.client_id)
-        .where(where)
-        .order_by(_KIND_RANK, Alert.opened_at.desc(), Alert.id.desc())
-        .limit(per_page)
-        .offset((page - 1) * per_page)
-    )
-    items = [
-        AlertListItem(
-            alert=alert,
-            client_id=client_id,
-            client_code=code,
-            client_name=f"{first} {last}",
-            episode_id=episode_id,
-            clinician_id=clinician_id,
-        )
-        for alert, client_id, code, first, last, episode_id, clinician_id in rows
-    ]
-    return Page(items=items, total=total, page=page, per_page=per_page)

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy.orm import Session
 
-from services.alerts.queries import list_alerts_page, list_open_alerts_page, open_alert_counts, team_overview
+from services.alerts.queries import list_alerts_page, open_alert_counts, team_overview
 from services.config import Settings
 from services.db import Database, utcnow
 from tests.factories import make_episode, make_user
@@ -62,10 +62,10 @@ def test_counts_table_and_filters_agree_on_postgresql(
     assert (rows[ada.id].open_episodes, rows[ada.id].open_alerts, rows[ada.id].open_risk_alerts) == (3, 3, 1)
     assert rows[ada.id].last_measure_at is None
     now = utcnow()
-    older = list_open_alerts_page(session, supervisor, opened_before=now - timedelta(days=7))
+    older = list_alerts_page(session, supervisor, active_only=True, opened_before=now - timedelta(days=7))
     assert older.total == 2
     assert [item.alert.kind for item in older.items] == ["risk", "outcome"]
-    assert list_open_alerts_page(session, supervisor, kind="risk", clinician_id=ada.id).total == 1
+    assert list_alerts_page(session, supervisor, active_only=True, kind="risk", clinician_id=ada.id).total == 1
 
     app = create_app(settings=it_settings, database=pg_db)
     app.config.update(TESTING=True)

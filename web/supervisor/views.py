@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response
 
 from services.accounts.models import Role
 from services.alerts.evaluation import ALERT_KINDS
-from services.alerts.queries import caseload_page, list_open_alerts_page, open_alert_counts, team_overview
+from services.alerts.queries import caseload_page, list_alerts_page, open_alert_counts, team_overview
 from services.db import utcnow
 from web.access import allow
 from web.client_pages import show_client_record
@@ -117,9 +117,10 @@ def home() -> str | Response:
         return error_response(400, message=str(exc))
     _label, since_days, before_days = AGE_FILTERS.get(filters.age, ("", None, None))
     now = utcnow()
-    alerts = list_open_alerts_page(
+    alerts = list_alerts_page(
         session,
         account,
+        active_only=True,
         kind=filters.kind or None,
         clinician_id=filters.clinician,
         opened_since=now - timedelta(days=since_days) if since_days is not None else None,
