@@ -104,6 +104,7 @@ class Settings:
     sms_webhook_secret: str | None = None
     # security and sessions
     session_idle_minutes: int = 30
+    session_absolute_hours: int = 12  # a login session ends this long after sign-in, however active
     login_rate_limit: str = "10 per minute;50 per hour"
     token_rate_limit: str = "30 per minute"  # noqa: S105 - a rate, not a secret
     ratelimit_storage_url: str = "memory://"
@@ -209,6 +210,7 @@ def load_settings() -> Settings:
         sms_webhook_url=_env("RAPPORT_SMS_WEBHOOK_URL"),
         sms_webhook_secret=_env("RAPPORT_SMS_WEBHOOK_SECRET"),
         session_idle_minutes=_int("RAPPORT_SESSION_IDLE_MINUTES", defaults.session_idle_minutes),
+        session_absolute_hours=_int("RAPPORT_SESSION_ABSOLUTE_HOURS", defaults.session_absolute_hours),
         login_rate_limit=_env("RAPPORT_LOGIN_RATE_LIMIT", defaults.login_rate_limit) or defaults.login_rate_limit,
         token_rate_limit=_env("RAPPORT_TOKEN_RATE_LIMIT", defaults.token_rate_limit) or defaults.token_rate_limit,
         ratelimit_storage_url=_env("RAPPORT_RATELIMIT_STORAGE_URL")

@@ -124,6 +124,9 @@ def _to_login() -> Response:
     if reason == "idle":
         minutes = current_settings().session_idle_minutes
         flash(_("You were signed out after %(minutes)d minutes without activity.", minutes=minutes), "info")
+    elif reason == "expired":
+        hours = current_settings().session_absolute_hours
+        flash(_("You were signed out because you signed in more than %(hours)d hours ago.", hours=hours), "info")
     elif reason is not None:
         flash(_("Your session has ended. Please sign in again."), "info")
     next_target = request.full_path if request.method == "GET" else None

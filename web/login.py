@@ -2,9 +2,10 @@
 
 The browser's session cookie (signed, HttpOnly, SameSite=Lax, Secure in production) carries only the raw token
 of a LoginSession row (plus Flask-WTF's CSRF secret and pending flash messages); who the user is, and whether
-the session is still alive, is decided by that row on every request. Logout and the idle timeout end the row,
-so an old copy of the cookie is worthless. Under /api the cookie is ignored: only an ``Authorization: Bearer``
-token counts, so a cross-site request cannot ride on a browser session there.
+the session is still alive, is decided by that row on every request. Logout, the idle timeout and the absolute
+timeout (however busy the session) end the row, so an old copy of the cookie is worthless. Under /api the cookie
+is ignored: only an ``Authorization: Bearer`` token counts, so a cross-site request cannot ride on a browser
+session there.
 """
 
 from __future__ import annotations
@@ -89,8 +90,10 @@ def _load_staff(request: Request) -> StaffUser | None:
     token = session.get(SESSION_TOKEN_KEY)
     if not isinstance(token, str) or not token:
         return None
-    idle = timedelta(minutes=current_settings().session_idle_minutes)
-    account = resume_login_session(db_session(), token, idle=idle)
+    settings = current_settings()
+    idle = timedelta(minutes=settings.session_idle_minutes)
+    absolute = timedelta(hours=settings.session_absolute_hours)
+    account = resume_login_session(db_session(), token, idle=idle, absolute=absolute)
     commit(idempotent=True)  # the idle timer (or the session's end), before the handler's own unit of work starts
     if account is None:
         session.pop(SESSION_TOKEN_KEY, None)

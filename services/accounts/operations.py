@@ -155,11 +155,23 @@ def authenticate(
     return LoginResult(user=user, session_token=token)
 
 
-def resume_login_session(session: Session, token: str, *, idle: timedelta, now: datetime | None = None) -> User | None:
-    """The user behind a live login session token, refreshing its idle timer; ends idle sessions."""
+def resume_login_session(
+    session: Session,
+    token: str,
+    *,
+    idle: timedelta,
+    absolute: timedelta | None = None,
+    now: datetime | None = None,
+) -> User | None:
+    """The user behind a live login session token, refreshing its idle timer; ends idle and too old sessions."""
     now = now or utcnow()
     row = session.scalar(select(LoginSession).where(LoginSession.token_hash == token_digest(token)))
     if row is None or row.ended_at is not None:
+        return None
+    if absolute is not None and now - row.created_at > absolute:
+        row.ended_at = now
+        row.end_reason = "expired"
+        session.flush()
         return None
     if now - row.last_seen_at > idle:
         row.ended_at = now

@@ -16,7 +16,7 @@ from services.accounts.operations import (
     request_password_reset,
     update_user,
 )
-from services.accounts.passwords import WeakPasswordError
+from services.accounts.passwords import MIN_PASSWORD_LENGTH, WeakPasswordError
 from services.audit.operations import record_event
 from services.notifications.operations import queue_notification
 from services.ops.queries import operations_view
@@ -79,7 +79,10 @@ def new_user() -> Response | tuple[str, int]:
     form.password.data = ""
     form.confirm.data = ""
     status = 400 if form.errors else 200
-    return render_template("admin/create_user.html", form=form, team_names=team_names(session)), status
+    html = render_template(
+        "admin/create_user.html", form=form, team_names=team_names(session), min_length=MIN_PASSWORD_LENGTH
+    )
+    return html, status
 
 
 # Which form field an account error belongs to.

@@ -8,7 +8,7 @@ from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
 
 from services.accounts.operations import AccountError
-from services.accounts.passwords import MIN_PASSWORD_LENGTH, WeakPasswordError
+from services.accounts.passwords import MIN_PASSWORD_LENGTH, TOO_SHORT, WeakPasswordError
 from web.i18n import translate
 
 ACCOUNT_ERRORS: dict[str, LazyString] = {
@@ -27,7 +27,9 @@ ACCOUNT_ERRORS: dict[str, LazyString] = {
 def account_error_text(exc: AccountError | WeakPasswordError) -> str:
     """The message of an account error, translated when its code is known (else the service's English)."""
     if isinstance(exc, WeakPasswordError):
-        return str(_("A password needs at least %(n)d characters.", n=MIN_PASSWORD_LENGTH))
+        if exc.template == TOO_SHORT:
+            return str(_("A password needs at least %(n)d characters.", n=MIN_PASSWORD_LENGTH))
+        return translate(exc)
     message = ACCOUNT_ERRORS.get(exc.code)
     if message is None:
         return translate(exc)

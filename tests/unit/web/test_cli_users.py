@@ -146,7 +146,7 @@ def test_reset_password_sends_a_link_or_sets_the_password_from_stdin(cli_env: di
 
     weak = _run(cli_env, "reset-password", "--email", EMAIL, "--password-stdin", stdin="short\n")
     assert weak.exit_code != 0
-    assert "at least 10 characters" in weak.output
+    assert "at least 12 characters" in weak.output
     result = _run(cli_env, "reset-password", "--email", EMAIL, "--password-stdin", stdin="a new long password\n")
     assert result.exit_code == 0, result.output
     user, sessions, events, _ = _read(cli_env)

@@ -237,7 +237,12 @@ def test_reset_link_flow_through_the_real_outbox(
         assert client.get(path).status_code == 200
     weak = client.post(path, data={"password": "short", "confirm": "short", "csrf_token": csrf_token(client, path)})
     assert weak.status_code == 400
-    assert "at least 10 characters" in weak.get_data(as_text=True)
+    assert "at least 12 characters" in weak.get_data(as_text=True)
+    common = client.post(
+        path, data={"password": "password1234", "confirm": "password1234", "csrf_token": csrf_token(client, path)}
+    )
+    assert common.status_code == 400
+    assert "too common" in common.get_data(as_text=True)
     done = client.post(
         path, data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD, "csrf_token": csrf_token(client, path)}
     )

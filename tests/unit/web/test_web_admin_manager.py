@@ -67,6 +67,27 @@ def test_create_user_form_shows_errors_next_to_fields(client: FlaskClient, signe
     assert 'value="short"' not in page  # passwords are never echoed back
 
 
+def test_a_common_password_is_refused_in_the_admins_language(
+    client: FlaskClient, signed_in: Callable[..., User], session: Session
+) -> None:
+    admin = signed_in("admin")
+    data = {"name": "Ana Pérez", "email": "ana@example.test", "role": "clinician", "password": "Sunshine2024!"}
+    data["confirm"] = data["password"]
+    response = post_form(client, "/admin/users/new", data, page="/admin/users/new")
+    assert response.status_code == 400
+    assert "too common" in response.get_data(as_text=True)
+    assert "At least 12 characters, and not a common password" in response.get_data(as_text=True)
+    admin.language_choice = "es"
+    session.flush()
+    spanish = post_form(client, "/admin/users/new", data, page="/admin/users/new")
+    assert spanish.status_code == 400
+    text = spanish.get_data(as_text=True)
+    assert "demasiado habitual" in text
+    assert "y que no sea una contraseña habitual" in text
+    session.expire_all()
+    assert session.scalar(select(User).where(User.email == "ana@example.test")) is None
+
+
 def test_operations_page_counts_pending_work(
     client: FlaskClient, signed_in: Callable[..., User], session: Session
 ) -> None:

@@ -236,3 +236,75 @@ def test_deactivated_user_cannot_log_in_and_loses_live_sessions(
     session.flush()
     assert client.get("/clinician/").status_code == 302
     assert login(client, user.email).status_code == 401
+
+
+def test_a_busy_session_still_ends_at_the_absolute_timeout(
+    client: FlaskClient, signed_in: Callable[..., User], session: Session
+) -> None:
+    user = signed_in("front_desk")
+    row = session.scalar(select(LoginSession).where(LoginSession.user_id == user.id))
+    assert row is not None
+    row.created_at = utcnow() - timedelta(hours=11, minutes=50)
+    session.flush()
+    assert client.get("/frontdesk/").status_code == 200  # active for almost 12 hours: still fine
+    row.created_at = utcnow() - timedelta(hours=12, minutes=1)
+    row.last_seen_at = utcnow()  # busy until a moment ago
+    session.flush()
+    response = client.get("/frontdesk/")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/login?next=/frontdesk/"
+    assert "more than 12 hours ago" in client.get(response.headers["Location"]).get_data(as_text=True)
+    session.refresh(row)
+    assert (row.ended_at is not None, row.end_reason) == (True, "expired")
+
+
+def test_the_absolute_timeout_follows_its_setting(
+    make_app: Callable[..., Flask], staff: Callable[..., User], session: Session
+) -> None:
+    client = make_app(session_absolute_hours=1).test_client()
+    user = staff("front_desk")
+    login(client, user.email)
+    row = session.scalar(select(LoginSession).where(LoginSession.user_id == user.id))
+    assert row is not None
+    row.created_at = utcnow() - timedelta(minutes=61)
+    session.flush()
+    assert client.get("/frontdesk/").status_code == 302
+
+
+def test_signing_in_rotates_the_session(client: FlaskClient, staff: Callable[..., User], session: Session) -> None:
+    user = staff("clinician")
+    with client.session_transaction() as before:
+        before["planted"] = "from before sign-in"  # what a fixated, pre-sign-in cookie carried
+        before["login_session"] = "a-token-an-attacker-chose"
+    planted = client.get_cookie("rapport_session")
+    assert planted is not None
+    login(client, user.email)
+    after = client.get_cookie("rapport_session")
+    assert after is not None
+    assert after.value != planted.value
+    with client.session_transaction() as flask_session:
+        assert "planted" not in flask_session
+        first_token = flask_session["login_session"]
+    assert first_token != "a-token-an-attacker-chose"
+    post_form(client, "/logout", page="/clinician/")
+    login(client, user.email)
+    with client.session_transaction() as flask_session:
+        assert flask_session["login_session"] != first_token  # a new token at every sign-in
+
+
+def test_a_password_change_ends_the_other_sessions(
+    make_app: Callable[..., Flask], staff: Callable[..., User], session: Session
+) -> None:
+    from services.accounts.operations import set_password
+
+    app = make_app()
+    user = staff("clinician")
+    laptop, phone = app.test_client(), app.test_client()
+    login(laptop, user.email)
+    login(phone, user.email)
+    assert laptop.get("/clinician/").status_code == phone.get("/clinician/").status_code == 200
+    assert set_password(session, user, password="a brand new passphrase", actor_id=user.id) == 2
+    session.flush()
+    for browser in (laptop, phone):
+        assert browser.get("/clinician/").status_code == 302
+    assert login(laptop, user.email, "a brand new passphrase").status_code == 302
