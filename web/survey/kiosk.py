@@ -5,7 +5,7 @@ long-lived signed cookie naming a random device id, and the staff member is sign
 tablet holds no staff session at all. The start screen offers the oldest kiosk invitation nobody has picked up;
 tapping Start claims it with a conditional update (two tablets cannot take the same one) and puts its id in a
 short-lived signed cookie bound to the device. The survey pages link nowhere but back to the start screen, and
-return there after a submit or after a quiet spell (a meta refresh: no JavaScript needed).
+return there after a submit or after a quiet spell (static/kiosk-timeout.js warns first; a meta refresh without JS).
 """
 
 from __future__ import annotations
