@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
 from typing import Any
 
 import kombu.pools
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready
 
 from services.config import Settings
+from services.ops.liveness import PROCESS_BEAT_EVERY, PROCESS_ROLE, process_name
+from services.ops.operations import beat
 from workers import runtime
 from workers.schedule import beat_schedule
 
 TASK_MODULES = ["workers.tasks"]
+log = logging.getLogger(__name__)
 
 
 def broker_options(settings: Settings) -> dict[str, Any]:
@@ -82,9 +88,50 @@ def create_celery(settings: Settings) -> Celery:
     return app
 
 
+def beat_process_once(name: str | None = None) -> bool:
+    """Write this process's own heartbeat (services.ops.liveness); False, logged, when the database refused it."""
+    try:
+        with runtime.database().unit_of_work() as session:
+            beat(session, name=name or process_name(), role=PROCESS_ROLE, detail={"pid": os.getpid()})
+    except Exception:
+        log.warning("could not write this worker process's heartbeat", exc_info=True)
+        return False
+    return True
+
+
+_heartbeat_pid: int | None = None
+
+
+def start_process_heartbeat(every: float = PROCESS_BEAT_EVERY.total_seconds()) -> threading.Event:
+    """Beat now and then every `every` seconds from a daemon thread of this process; set the event to stop it."""
+    global _heartbeat_pid
+    stop = threading.Event()
+    if _heartbeat_pid == os.getpid():
+        return stop  # already beating (a thread does not survive a fork, so a child starts its own)
+    _heartbeat_pid = os.getpid()
+    name = process_name()
+
+    def loop() -> None:
+        while True:
+            beat_process_once(name)
+            if stop.wait(every):
+                return
+
+    threading.Thread(target=loop, name="rapport-process-heartbeat", daemon=True).start()
+    return stop
+
+
 @worker_process_init.connect
 def _reset_connections(**_: Any) -> None:
     runtime.reset_after_fork()
+    # A prefork child runs the tasks and records their claims under its own name: it beats for itself.
+    start_process_heartbeat()
+
+
+@worker_ready.connect
+def _main_process_heartbeat(**_: Any) -> None:
+    # A solo or threads pool runs tasks in the main process.
+    start_process_heartbeat()
 
 
 celery_app = create_celery(runtime.settings())

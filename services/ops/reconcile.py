@@ -6,7 +6,8 @@ Each kind of work has a row that says it is not done yet, and a bound on how oft
 - outbox messages: notifications pending, or sending with a stale claim; failed after max_attempts attempts;
 - invitations due and not sent: invitations scheduled with due_at passed; the dispatch pass claims each one, and an
   invitation nobody could send expires;
-- monthly reports: reports pending, or running with a stale heartbeat; failed after the reporting MAX_ATTEMPTS.
+- monthly reports: reports pending, or running for a process whose heartbeat went quiet (services.ops.liveness) or
+  past the task's hard time limit; failed after the reporting MAX_ATTEMPTS.
 
 Every query here is a range of a partial or leading-column index (ix_administrations_unevaluated,
 ix_notifications_pending, ix_invitations_status_due; reports is one row per scope and month), so a pass reads only
@@ -28,7 +29,7 @@ from services.notifications.models import Notification
 from services.notifications.operations import STALE_CLAIM
 from services.reporting.models import Report
 from services.reporting.operations import MAX_ATTEMPTS as REPORT_ATTEMPTS
-from services.reporting.operations import STALE_RUNNING
+from services.reporting.operations import STALE_RUNNING, stale_running
 from services.surveys.models import Administration, Invitation
 
 BATCH = 500
@@ -63,6 +64,7 @@ def find_pending(
     max_attempts: int,
     now: datetime | None = None,
     stale_claim: timedelta = STALE_CLAIM,
+    stale_report: timedelta = STALE_RUNNING,
 ) -> PendingWork:
     """Collect pending work older than grace, and mark failed what used up its attempts (never retried forever).
 
@@ -126,15 +128,13 @@ def find_pending(
         is not None
     )
 
-    # ix_reports_pending: reports waiting past their own enqueue, or running with a heartbeat gone quiet.
+    # ix_reports_pending: reports waiting past their own enqueue, or running for a worker process whose heartbeat
+    # has gone quiet (or, with no heartbeat to go by, untouched past the task's hard time limit plus a margin).
     reports = session.execute(
         select(Report.id, Report.attempts)
         .where(
             Report.status.in_(("pending", "running")),
-            or_(
-                (Report.status == "pending") & (Report.updated_at < now - grace),
-                (Report.status == "running") & (Report.updated_at < now - STALE_RUNNING),
-            ),
+            or_((Report.status == "pending") & (Report.updated_at < now - grace), stale_running(now, stale_report)),
         )
         .order_by(Report.updated_at)
         .limit(BATCH)

@@ -30,6 +30,8 @@ class Report(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(String(500))
     requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # The worker process (services.ops.liveness.process_name) that claimed a running report.
+    claimed_by: Mapped[str | None] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     generated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

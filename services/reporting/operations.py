@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,13 +25,31 @@ from services.db import utcnow
 from services.i18n import N_, UserError
 from services.notifications.models import Notification
 from services.notifications.operations import queue_notification
+from services.ops.liveness import claimer_dead
 from services.reporting.models import Report
 from services.reporting.periods import ReportScope, parse_period
 
-# A running report untouched for this long belongs to a worker that died; it may be claimed again.
-STALE_RUNNING = timedelta(minutes=20)
+# Celery kills a report task at its hard time limit, so a running report untouched for longer than that limit plus
+# this margin belongs to a worker that died; sooner than that, when its claiming process's heartbeat went quiet.
+CLAIM_MARGIN = timedelta(minutes=2)
 MAX_ATTEMPTS = 3
 ERROR_CHARS = 500
+
+
+def stale_running_after(report_time_limit: int) -> timedelta:
+    """How long a running report may go untouched before it is claimed again: the hard time limit plus a margin."""
+    return timedelta(seconds=report_time_limit) + CLAIM_MARGIN
+
+
+# The default, for the default report_time_limit of 900 s (callers with Settings pass their own).
+STALE_RUNNING = stale_running_after(900)
+
+
+def stale_running(now: datetime, stale_after: timedelta = STALE_RUNNING) -> ColumnElement[bool]:
+    """Running, and either its claiming process's heartbeat has gone quiet or it is untouched past stale_after."""
+    return (Report.status == "running") & or_(
+        Report.updated_at < now - stale_after, claimer_dead(Report.claimed_by, now)
+    )
 
 
 class ReportRequestError(UserError):
@@ -51,12 +69,14 @@ def request_report(
     requested_by_id: int | None = None,
     now: datetime | None = None,
     tz_period_now: str | None = None,
+    stale_after: timedelta = STALE_RUNNING,
 ) -> tuple[Report, bool]:
     """Ask for a report of scope and period; returns the row and whether work was queued (False: already queued).
 
     A report already pending or running is left alone (one generation at a time per row); a done or failed one
-    goes back to pending, and its file is replaced when the new one is ready. tz_period_now, when given, is the
-    current period in the practice's zone: later periods are refused.
+    goes back to pending, and its file is replaced when the new one is ready; so does a running one whose worker
+    died (stale_running). tz_period_now, when given, is the current period in the practice's zone: later periods
+    are refused.
     """
     parse_period(period)
     if tz_period_now is not None and period > tz_period_now:
@@ -75,9 +95,10 @@ def request_report(
                 raise
             return row, False
         return row, True
-    if row.status == "pending" or (row.status == "running" and row.updated_at > now - STALE_RUNNING):
+    if row.status == "pending" or (row.status == "running" and not _is_stale(session, row.id, now, stale_after)):
         return row, False
     row.status = "pending"
+    row.claimed_by = None
     row.progress = 0
     row.error = None
     row.attempts = 0
@@ -87,17 +108,39 @@ def request_report(
     return row, True
 
 
-def claim_report(session: Session, report_id: int, *, now: datetime | None = None) -> bool:
-    """Move a pending (or stale running) report to running; False when another worker has it or it is finished."""
+def _is_stale(session: Session, report_id: int, now: datetime, stale_after: timedelta) -> bool:
+    return session.scalar(select(Report.id).where(Report.id == report_id, stale_running(now, stale_after))) is not None
+
+
+def claim_report(
+    session: Session,
+    report_id: int,
+    *,
+    claimed_by: str | None = None,
+    now: datetime | None = None,
+    stale_after: timedelta = STALE_RUNNING,
+    dead_claimer: str | None = None,
+) -> bool:
+    """Move a pending (or stale running) report to running for claimed_by; False when someone else has it or done.
+
+    dead_claimer names a process the caller knows has died (services.ops.liveness.pid_gone_here): its running
+    claim is taken at once.
+    """
     now = now or utcnow()
+    takeable = or_(Report.status == "pending", stale_running(now, stale_after))
+    if dead_claimer is not None:
+        takeable = or_(takeable, (Report.status == "running") & (Report.claimed_by == dead_claimer))
     result = session.execute(
         update(Report)
-        .where(
-            Report.id == report_id,
-            Report.attempts < MAX_ATTEMPTS,
-            or_(Report.status == "pending", (Report.status == "running") & (Report.updated_at < now - STALE_RUNNING)),
+        .where(Report.id == report_id, Report.attempts < MAX_ATTEMPTS, takeable)
+        .values(
+            status="running",
+            progress=5,
+            attempts=Report.attempts + 1,
+            error=None,
+            claimed_by=claimed_by,
+            updated_at=now,
         )
-        .values(status="running", progress=5, attempts=Report.attempts + 1, error=None, updated_at=now)
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -118,11 +161,16 @@ def give_up_report(session: Session, report_id: int, *, now: datetime | None = N
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def set_progress(session: Session, report_id: int, progress: int) -> None:
-    """Record how far a running report has got (0-100); the row's updated_at doubles as its heartbeat."""
+def _claim_held(report_id: int, claimed_by: str | None) -> ColumnElement[bool]:
+    held = (Report.id == report_id) & (Report.status == "running")
+    return held if claimed_by is None else held & (Report.claimed_by == claimed_by)
+
+
+def set_progress(session: Session, report_id: int, progress: int, *, claimed_by: str | None = None) -> None:
+    """Record how far a running report has got (0-100), if claimed_by still holds it (None: whoever does)."""
     session.execute(
         update(Report)
-        .where(Report.id == report_id, Report.status == "running")
+        .where(_claim_held(report_id, claimed_by))
         .values(progress=max(0, min(100, progress)), updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
@@ -166,11 +214,25 @@ def store_file_atomically(path: Path, content: bytes) -> StoredFile:
     return StoredFile(path=path, size=len(content), sha256=hashlib.sha256(content).hexdigest())
 
 
-def complete_report(session: Session, report_id: int, stored: StoredFile, *, now: datetime | None = None) -> Report:
-    """Record the stored file on the row and mark it done."""
-    row = session.get(Report, report_id, populate_existing=True)
+def holds_claim(session: Session, report_id: int, claimed_by: str) -> bool:
+    """Whether claimed_by still holds the running report (False once a re-drive took it from a process deemed dead)."""
+    return session.scalar(select(Report.id).where(_claim_held(report_id, claimed_by))) is not None
+
+
+def complete_report(
+    session: Session,
+    report_id: int,
+    stored: StoredFile,
+    *,
+    now: datetime | None = None,
+    claimed_by: str | None = None,
+) -> Report | None:
+    """Record the stored file on the row and mark it done; None when claimed_by no longer holds the claim."""
+    row = session.get(Report, report_id, populate_existing=True, with_for_update=claimed_by is not None)
     if row is None:
         raise LookupError(f"report {report_id} is gone")
+    if claimed_by is not None and (row.status != "running" or row.claimed_by != claimed_by):
+        return None
     now = now or utcnow()
     row.status = "done"
     row.progress = 100
@@ -184,22 +246,24 @@ def complete_report(session: Session, report_id: int, stored: StoredFile, *, now
     return row
 
 
-def fail_report(session: Session, report_id: int, *, error: str, now: datetime | None = None) -> None:
-    """Mark a report failed with a short reason (no client data: error texts come from our own code)."""
+def fail_report(
+    session: Session, report_id: int, *, error: str, now: datetime | None = None, claimed_by: str | None = None
+) -> None:
+    """Mark a report failed with a short reason (no client data); with claimed_by, only while it holds the claim."""
     session.execute(
         update(Report)
-        .where(Report.id == report_id)
+        .where(Report.id == report_id if claimed_by is None else _claim_held(report_id, claimed_by))
         .values(status="failed", error=error[:ERROR_CHARS], updated_at=now or utcnow())
         .execution_options(synchronize_session=False)
     )
 
 
-def release_report(session: Session, report_id: int, *, error: str) -> None:
+def release_report(session: Session, report_id: int, *, error: str, claimed_by: str | None = None) -> None:
     """Put a running report back to pending after a transient error, so a retry can claim it."""
     session.execute(
         update(Report)
-        .where(Report.id == report_id, Report.status == "running")
-        .values(status="pending", error=error[:ERROR_CHARS], updated_at=utcnow())
+        .where(_claim_held(report_id, claimed_by))
+        .values(status="pending", error=error[:ERROR_CHARS], claimed_by=None, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
 

@@ -16,7 +16,7 @@ from services.accounts.models import Role
 from services.audit.operations import record_event
 from services.db import utcnow
 from services.reporting.models import Report
-from services.reporting.operations import ReportRequestError, request_report
+from services.reporting.operations import ReportRequestError, request_report, stale_running_after
 from services.reporting.periods import PeriodError, ReportScope, parse_period, period_containing
 from services.reporting.queries import ScopeNotFoundError, get_report, list_reports, scope_label
 from web.access import allow
@@ -86,6 +86,7 @@ def reports_request() -> Response:
             period=period,
             requested_by_id=current_account().id,
             tz_period_now=period_containing(utcnow(), settings.tz),
+            stale_after=stale_running_after(settings.report_time_limit),
         )
     except ScopeNotFoundError as exc:
         return error_response(404, message=str(exc))

@@ -18,7 +18,7 @@ from services.audit.operations import record_event
 from services.clients.queries import practice_summary
 from services.db import utcnow
 from services.reporting.models import Report
-from services.reporting.operations import ReportRequestError, request_report
+from services.reporting.operations import ReportRequestError, request_report, stale_running_after
 from services.reporting.periods import PeriodError, ReportScope, period_containing
 from services.reporting.queries import (
     ScopeNotFoundError,
@@ -152,6 +152,7 @@ def request_new() -> Response | tuple[str, int]:
             period=form.period.data or "",
             requested_by_id=current_account().id,
             tz_period_now=period_containing(utcnow(), settings.tz),
+            stale_after=stale_running_after(settings.report_time_limit),
         )
     except (PeriodError, ReportRequestError, ScopeNotFoundError) as exc:
         form.period.errors = [translate(exc)]
@@ -191,6 +192,7 @@ def regenerate(report_id: int) -> Response:
             scope=ReportScope.parse(row.scope),
             period=row.period,
             requested_by_id=current_account().id,
+            stale_after=stale_running_after(current_settings().report_time_limit),
         )
     except (PeriodError, ReportRequestError) as exc:
         flash(translate(exc), "error")

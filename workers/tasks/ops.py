@@ -20,6 +20,7 @@ from services.i18n import N_, Message
 from services.notifications.operations import stale_claim_after
 from services.ops.operations import beat, claim_period, finish_period, prune_bookkeeping, relax_commit
 from services.ops.reconcile import PendingWork, find_pending
+from services.reporting.operations import stale_running_after
 from workers import runtime
 from workers.tasks.base import IDEMPOTENT
 
@@ -86,6 +87,7 @@ def run_reconcile(
             max_attempts=settings.max_attempts,
             now=now,
             stale_claim=stale_claim_after(settings.task_time_limit),
+            stale_report=stale_running_after(settings.report_time_limit),
         )
         result = {
             "notifications": len(work.notifications),

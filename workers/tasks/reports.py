@@ -26,11 +26,13 @@ from typing import Any
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
 
 from reports.assemble import render_monthly_report
 from reports.pdf import RefusedResourceError
 from services.config import Settings
 from services.db import Database, utcnow
+from services.ops.liveness import pid_gone_here, process_name
 from services.ops.operations import claim_period, finish_period
 from services.reporting.models import Report
 from services.reporting.operations import (
@@ -38,11 +40,13 @@ from services.reporting.operations import (
     complete_report,
     fail_report,
     give_up_report,
+    holds_claim,
     notify_report_ready,
     release_report,
     report_file_path,
     request_scheduled_reports,
     set_progress,
+    stale_running_after,
     store_file_atomically,
 )
 from services.reporting.periods import PeriodError, ReportScope, month_just_ended
@@ -104,14 +108,27 @@ def _scope_and_period(database: Database, report_id: int) -> tuple[ReportScope, 
         return ReportScope.parse(row.scope), row.period
 
 
-def _progress(database: Database, report_id: int, value: int) -> None:
+def _progress(database: Database, report_id: int, value: int, claimed_by: str | None = None) -> None:
     with database.unit_of_work() as session:
-        set_progress(session, report_id, value)
+        set_progress(session, report_id, value, claimed_by=claimed_by)
 
 
-def _fail(database: Database, report_id: int, error: str) -> None:
+def _fail(database: Database, report_id: int, error: str, claimed_by: str | None = None) -> None:
     with database.unit_of_work() as session:
-        fail_report(session, report_id, error=error)
+        fail_report(session, report_id, error=error, claimed_by=claimed_by)
+
+
+def _claim(session: Session, settings: Settings, report_id: int, claimed_by: str) -> bool:
+    """Claim the report; a running claim of a process on this host that no longer exists is taken at once."""
+    row = session.get(Report, report_id)
+    holder = row.claimed_by if row is not None and row.status == "running" else None
+    return claim_report(
+        session,
+        report_id,
+        claimed_by=claimed_by,
+        stale_after=stale_running_after(settings.report_time_limit),
+        dead_claimer=holder if pid_gone_here(holder) else None,
+    )
 
 
 def generate_report(
@@ -123,15 +140,21 @@ def generate_report(
     memory_budget: int | None = None,
     now: datetime | None = None,
     on_progress: Callable[[int], None] | None = None,
+    claimed_by: str | None = None,
 ) -> Outcome:
-    """Claim, render and store one report; a report that is not pending (or whose claim is taken) is skipped."""
+    """Claim, render and store one report; a report that is not pending (or whose claim is taken) is skipped.
+
+    The claim records claimed_by (this process's heartbeat name by default); progress, the file and the outcome
+    are written only while that claim holds, so a process taken for dead that wakes up changes nothing.
+    """
+    me = claimed_by or process_name()
     with database.unit_of_work() as session:
-        if not claim_report(session, report_id):
+        if not _claim(session, settings, report_id, me):
             give_up_report(session, report_id)
             return Outcome.SKIPPED
 
     def progress(value: int) -> None:
-        _progress(database, report_id, value)
+        _progress(database, report_id, value, me)
         if on_progress is not None:
             on_progress(value)
 
@@ -145,9 +168,16 @@ def generate_report(
             rendered = render_monthly_report(session, settings, scope, period, now=now)
             session.rollback()
         progress(90)
+        with database.unit_of_work() as session:
+            if not holds_claim(session, report_id, me):
+                log.warning("report %s was claimed again while %s rendered it; leaving it", report_id, me)
+                return Outcome.SKIPPED
         stored = store_file_atomically(report_file_path(settings, scope, period), rendered.pdf)
         with database.unit_of_work() as session:
-            row = complete_report(session, report_id, stored, now=now)
+            row = complete_report(session, report_id, stored, now=now, claimed_by=me)
+            if row is None:
+                log.warning("report %s was claimed again while %s stored it; leaving it", report_id, me)
+                return Outcome.SKIPPED
             if notify:
                 for notification in notify_report_ready(session, row, base_url=settings.base_url):
                     send_notification_after_commit(session, notification.id)
@@ -158,26 +188,26 @@ def generate_report(
     except RefusedResourceError as exc:
         # Permanent: the same HTML would be refused again. The refused URLs are ours to log, not to show.
         log.error("report %s refused a resource: %s", report_id, exc)
-        _fail(database, report_id, "the report asked for a resource outside its bundled assets; not rendered")
+        _fail(database, report_id, "the report asked for a resource outside its bundled assets; not rendered", me)
         return Outcome.FAILED
     except (ScopeNotFoundError, PeriodError, LookupError) as exc:
-        _fail(database, report_id, str(exc))
+        _fail(database, report_id, str(exc), me)
         return Outcome.FAILED
     except SoftTimeLimitExceeded:
-        _fail(database, report_id, f"took longer than {settings.report_soft_time_limit} s")
+        _fail(database, report_id, f"took longer than {settings.report_soft_time_limit} s", me)
         return Outcome.FAILED
     except MemoryError:
-        _fail(database, report_id, "needed more memory than a report may use")
+        _fail(database, report_id, "needed more memory than a report may use", me)
         return Outcome.FAILED
     except (OperationalError, DBAPIError, OSError) as exc:
         log.warning("report %s hit a transient error: %s", report_id, exc)
         with database.unit_of_work() as session:
-            release_report(session, report_id, error=f"retrying after: {type(exc).__name__}")
+            release_report(session, report_id, error=f"retrying after: {type(exc).__name__}", claimed_by=me)
         return Outcome.RETRY
     except ValueError as exc:
         # Inconsistent figures (check_report_data) or a bad setting: a repeat would fail the same way.
         log.error("report %s could not be assembled: %s", report_id, exc)
-        _fail(database, report_id, f"could not be assembled: {exc}")
+        _fail(database, report_id, f"could not be assembled: {exc}", me)
         return Outcome.FAILED
 
 
