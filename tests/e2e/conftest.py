@@ -9,16 +9,20 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from services import schema
 from services.config import PROJECT_ROOT, Settings
-from services.db import Database
+from services.db import Database, utcnow
+from services.surveys.invitations import issue_token
+from services.surveys.models import Invitation
 from tests.conftest import build_settings
+from tests.factories import make_appointment, make_client, make_episode
 
 HERE = Path(__file__).parent
 CHROMIUM = "/usr/bin/chromium"
@@ -106,3 +110,34 @@ def screenshots() -> Path:
     """Where screenshots are kept for people to look at."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS
+
+
+class SurveySite(Protocol):
+    """A served Rapport: where it answers and its database (LiveServer and the accessibility test's site)."""
+
+    url: str
+    database: Database
+
+
+def make_survey_link(
+    server: SurveySite, instruments: tuple[str, ...], *, language: str = "en", goals: tuple[str, ...] = ()
+) -> str:
+    """A sent invitation with a fresh link; returns the link's URL."""
+    with server.database.unit_of_work() as session:
+        person = make_client(session, first_name="Alexa", language=language)
+        episode = make_episode(session, client=person, goals=list(goals))
+        appointment = make_appointment(session, episode=episode, starts_at=utcnow() + timedelta(hours=3))
+        invitation = Invitation(
+            episode_id=episode.id,
+            appointment_id=appointment.id,
+            phase="pre",
+            instruments=list(instruments),
+            channel="email",
+            status="sent",
+            sent_at=utcnow(),
+            expires_at=utcnow() + timedelta(days=1),
+        )
+        session.add(invitation)
+        session.flush()
+        raw = issue_token(session, invitation, purpose="email")
+    return f"{server.url}/s/{raw}"

@@ -26,10 +26,9 @@ from services.accounts.models import User
 from services.clients.models import Episode
 from services.db import Database, utcnow
 from services.demo.seed import DEMO_LOGINS, DEMO_PASSWORD, seed_demo
-from services.surveys.invitations import create_kiosk_invitation, issue_token
-from services.surveys.models import Invitation
+from services.surveys.invitations import create_kiosk_invitation
 from tests.conftest import build_settings
-from tests.e2e.conftest import PHONE, free_port
+from tests.e2e.conftest import PHONE, free_port, make_survey_link
 from tests.factories import make_appointment, make_client, make_episode
 
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
@@ -133,28 +132,6 @@ def sign_in(page: Any, url: str, email: str) -> None:
         page.click('button[type="submit"]')
 
 
-def survey_link(site: Site, instruments: tuple[str, ...], *, goals: tuple[str, ...] = (), language: str = "en") -> str:
-    """A sent invitation for a new client, and its link."""
-    with site.database.unit_of_work() as session:
-        person = make_client(session, first_name="Aurelia", language=language)
-        episode = make_episode(session, client=person, goals=list(goals))
-        appointment = make_appointment(session, episode=episode, starts_at=utcnow() + timedelta(hours=3))
-        invitation = Invitation(
-            episode_id=episode.id,
-            appointment_id=appointment.id,
-            phase="pre",
-            instruments=list(instruments),
-            channel="email",
-            status="sent",
-            sent_at=utcnow(),
-            expires_at=utcnow() + timedelta(days=1),
-        )
-        session.add(invitation)
-        session.flush()
-        raw = issue_token(session, invitation, purpose="email")
-    return f"{site.url}/s/{raw}"
-
-
 def answer_by_mouse(page: Any, value_index: int = 0) -> None:
     """Answer every radio group on the step (its first or last choice)."""
     for name in page.eval_on_selector_all('input[type="radio"]', RADIO_GROUPS):
@@ -221,7 +198,7 @@ def test_login_and_clinician_detail_pages_have_no_serious_violation(site: Site, 
 
 def test_survey_steps_and_thank_you_have_no_serious_violation(site: Site, phone_page: Any) -> None:
     page = phone_page
-    page.goto(survey_link(site, ("PHQ-9", "GAD-7", "GOAL-PROGRESS"), goals=("Sleep through the night",)))
+    page.goto(make_survey_link(site, ("PHQ-9", "GAD-7", "GOAL-PROGRESS"), goals=("Sleep through the night",)))
     failures = {}
     if found := axe(page, "survey step 1"):
         failures["step 1"] = found
@@ -244,7 +221,7 @@ def test_survey_steps_and_thank_you_have_no_serious_violation(site: Site, phone_
 
 
 def test_survey_in_spanish_has_no_serious_violation(site: Site, phone_page: Any) -> None:
-    phone_page.goto(survey_link(site, ("PARTNERSHIP-CHECK",), language="es"))
+    phone_page.goto(make_survey_link(site, ("PARTNERSHIP-CHECK",), language="es"))
     assert phone_page.get_attribute("html", "lang") == "es"
     assert axe(phone_page, "survey step 1 (es)") == []
     answer_by_mouse(phone_page)
@@ -354,13 +331,13 @@ def keyboard_fill(page: Any, submit: str, *, max_presses: int = 400) -> None:
 
 def test_survey_by_keyboard_alone(site: Site, phone_page: Any) -> None:
     page = phone_page
-    page.goto(survey_link(site, ("GAD-7", "PARTNERSHIP-CHECK")))
+    page.goto(make_survey_link(site, ("GAD-7", "PARTNERSHIP-CHECK")))
     steps = 0
     while page.locator('input[name="state"]').count() and steps < 5:
         keyboard_fill(page, 'button[name="action"][value="next"]')
         steps += 1
     assert steps == 2
-    assert page.locator("h1").text_content() == "Thank you, Aurelia."
+    assert page.locator("h1").text_content() == "Thank you, Alexa."
 
 
 def _unrated_session(site: Site) -> int:

@@ -8,36 +8,11 @@ from typing import Any
 
 from services.db import utcnow
 from services.measures import load_instrument
-from services.surveys.invitations import create_kiosk_invitation, issue_token
-from services.surveys.models import Invitation
-from tests.e2e.conftest import LiveServer
+from services.surveys.invitations import create_kiosk_invitation
+from tests.e2e.conftest import LiveServer, make_survey_link
 from tests.factories import make_appointment, make_client, make_episode, make_user
 
 NO_SIDEWAYS_SCROLL = "document.documentElement.scrollWidth <= window.innerWidth"
-
-
-def make_survey_link(
-    server: LiveServer, instruments: tuple[str, ...], *, language: str = "en", goals: tuple[str, ...] = ()
-) -> str:
-    """A sent invitation with a fresh link; returns the link's URL."""
-    with server.database.unit_of_work() as session:
-        person = make_client(session, first_name="Alexa", language=language)
-        episode = make_episode(session, client=person, goals=list(goals))
-        appointment = make_appointment(session, episode=episode, starts_at=utcnow() + timedelta(hours=3))
-        invitation = Invitation(
-            episode_id=episode.id,
-            appointment_id=appointment.id,
-            phase="pre",
-            instruments=list(instruments),
-            channel="email",
-            status="sent",
-            sent_at=utcnow(),
-            expires_at=utcnow() + timedelta(days=1),
-        )
-        session.add(invitation)
-        session.flush()
-        raw = issue_token(session, invitation, purpose="email")
-    return f"{server.url}/s/{raw}"
 
 
 def fits(page: Any) -> None:
