@@ -164,7 +164,9 @@ def test_terminated_backends_during_a_burst_give_no_server_error(
     summary = f"{len(timings.rows)} requests, {sum(killed)} backends terminated, {retries} retried, 5xx: {errors}"
     print(summary)
     assert len(killed) >= 3, summary
-    assert retries >= 3, summary  # the burst really lost connections
+    # The burst really lost connections mid-request (how many depends on timing: 2 to 14 of 240 in our runs; a
+    # backend killed while idle in the pool is replaced at checkout and needs no retry).
+    assert retries >= 1, summary
     assert not errors, summary
     assert len(thanked_paths) == SURVEYS, summary
     ids = [invitation_id for invitation_id, _ in links]
