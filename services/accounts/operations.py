@@ -287,8 +287,27 @@ def _other_active_admins(session: Session, user: User) -> int:
     )
 
 
-def _audit_label(actor_id: int | None, actor_label: str | None) -> str | None:
-    return actor_label if actor_label is not None else (None if actor_id is not None else "cli")
+def _audit_account(
+    session: Session,
+    action: str,
+    user: User,
+    *,
+    actor_id: int | None,
+    actor_label: str | None,
+    ip: str | None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Audit a change to an account; a change without a signed-in actor is labelled "cli" unless told otherwise."""
+    record_event(
+        session,
+        action=action,
+        actor_id=actor_id,
+        actor_label=actor_label if actor_label is not None else (None if actor_id is not None else "cli"),
+        subject_type="user",
+        subject_id=user.id,
+        ip=ip,
+        detail=detail,
+    )
 
 
 def update_user(
@@ -336,13 +355,12 @@ def update_user(
             changes["language"] = [user.language_choice, chosen]
             user.language_choice = chosen
     if changes:
-        record_event(
+        _audit_account(
             session,
-            action="user_updated",
+            "user_updated",
+            user,
             actor_id=actor_id,
-            actor_label=_audit_label(actor_id, actor_label),
-            subject_type="user",
-            subject_id=user.id,
+            actor_label=actor_label,
             ip=ip,
             detail={"changes": changes},
         )
@@ -363,13 +381,12 @@ def deactivate_user(
     user.active = False
     ended = end_all_login_sessions(session, user.id, reason="deactivated")
     _revoke_open_resets(session, user.id)
-    record_event(
+    _audit_account(
         session,
-        action="user_deactivated",
+        "user_deactivated",
+        user,
         actor_id=actor_id,
-        actor_label=_audit_label(actor_id, actor_label),
-        subject_type="user",
-        subject_id=user.id,
+        actor_label=actor_label,
         ip=ip,
         detail={"sessions_ended": ended},
     )
@@ -384,15 +401,7 @@ def reactivate_user(
     if user.active:
         return False
     user.active = True
-    record_event(
-        session,
-        action="user_reactivated",
-        actor_id=actor_id,
-        actor_label=_audit_label(actor_id, actor_label),
-        subject_type="user",
-        subject_id=user.id,
-        ip=ip,
-    )
+    _audit_account(session, "user_reactivated", user, actor_id=actor_id, actor_label=actor_label, ip=ip)
     session.flush()
     return True
 
@@ -411,13 +420,12 @@ def set_password(
     user.password_hash = hash_password(password)
     ended = end_all_login_sessions(session, user.id, reason="password_changed")
     _revoke_open_resets(session, user.id)
-    record_event(
+    _audit_account(
         session,
-        action="password_set",
+        "password_set",
+        user,
         actor_id=actor_id,
-        actor_label=_audit_label(actor_id, actor_label),
-        subject_type="user",
-        subject_id=user.id,
+        actor_label=actor_label,
         ip=ip,
         detail={"sessions_ended": ended},
     )
