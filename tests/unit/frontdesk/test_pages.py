@@ -22,6 +22,7 @@ from services.surveys.models import Administration, Invitation
 from tests.factories import make_appointment, make_client, make_episode
 from tests.unit.frontdesk.conftest import POLICY, Booking
 from tests.unit.web.conftest import csrf_token, login, post_form
+from web.frontdesk.common import utc_to_local
 
 
 def actions(session: Session, action: str) -> list[AuditEvent]:
@@ -285,13 +286,17 @@ def test_check_in_then_kiosk_then_link(
 ) -> None:
     me = signed_in("front_desk")
     booking = book(starts_in=timedelta(minutes=15))
-    day_page = client.get("/frontdesk/appointments").get_data(as_text=True)
+    # The appointment's own practice-local day: fifteen minutes from now is tomorrow late in the evening.
+    with client.application.app_context():
+        day = utc_to_local(booking.appointment.starts_at).date().isoformat()
+    day_url = f"/frontdesk/appointments?day={day}"
+    day_page = client.get(day_url).get_data(as_text=True)
     assert booking.client.last_name in day_page
     assert "Check in" in day_page
     kiosk_url = f"/frontdesk/appointments/{booking.appointment.id}/kiosk"
     refused = post_form(client, kiosk_url, {"next": "/frontdesk/appointments"}, page="/frontdesk/appointments")
     assert refused.status_code == 303
-    assert "Check the client in before" in client.get("/frontdesk/appointments").get_data(as_text=True)
+    assert "Check the client in before" in client.get(day_url).get_data(as_text=True)
     response = post_form(
         client,
         f"/frontdesk/appointments/{booking.appointment.id}/check-in",
@@ -303,7 +308,7 @@ def test_check_in_then_kiosk_then_link(
     assert booking.appointment.checked_in_at is not None
     response = post_form(client, kiosk_url, {"next": "/frontdesk/appointments"}, page="/frontdesk/appointments")
     assert response.status_code == 303
-    page = client.get("/frontdesk/appointments").get_data(as_text=True)
+    page = client.get(day_url).get_data(as_text=True)
     assert "waiting on the kiosk" in page
     session.expire_all()
     invitation = session.scalar(select(Invitation).where(Invitation.appointment_id == booking.appointment.id))
