@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -252,9 +252,24 @@ def test_api_never_shows_answers_or_scores(
         f"/appointments/{booking.appointment.id}",
         f"/clients/{booking.client.id}",
     ):
-        text = api("GET", path).get_data(as_text=True)
-        for secret in ("PHQ", "phq9", "17.5", "scores", "answers"):
+        response = api("GET", path)
+        text = response.get_data(as_text=True)
+        for secret in ("PHQ", "phq9", "scores", "answers"):
             assert secret not in text, (path, secret)
+        # The score as a number anywhere in the document (a timestamp's "17.52..." seconds is not a leak).
+        assert 17.5 not in list(json_leaves(response.get_json())), path
+
+
+def json_leaves(value: Any) -> Iterator[Any]:
+    """Every scalar in a JSON document."""
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from json_leaves(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from json_leaves(item)
+    else:
+        yield value
 
 
 def test_import_through_the_api(api: Callable[..., Any], session: Session, book: Callable[..., Booking]) -> None:
