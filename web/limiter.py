@@ -131,10 +131,18 @@ def storage_options(url: str) -> dict[str, Any]:
 class CircuitBreaker:
     """Calls a primary unless it recently failed or was slow; then calls the fallback until a probe succeeds."""
 
-    def __init__(self, *, backoff: float = STORAGE_DOWN_BACKOFF, slow: float = SLOW_CALL, name: str = "") -> None:
+    def __init__(
+        self,
+        *,
+        backoff: float = STORAGE_DOWN_BACKOFF,
+        slow: float = SLOW_CALL,
+        name: str = "",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.backoff = backoff
         self.slow = slow
         self.name = name
+        self.clock = clock
         self.trips = 0
         self._open_until = 0.0
         self._probe = threading.Lock()
@@ -142,24 +150,24 @@ class CircuitBreaker:
     @property
     def is_open(self) -> bool:
         """True while calls skip the primary."""
-        return time.monotonic() < self._open_until
+        return self.clock() < self._open_until
 
     def call(self, primary: Callable[[], T], fallback: Callable[[], T]) -> T:
         """The primary's answer, or the fallback's while the breaker is open or when the primary fails."""
-        if time.monotonic() < self._open_until:
+        if self.clock() < self._open_until:
             return fallback()
         probing = self._open_until > 0.0
         if probing and not self._probe.acquire(blocking=False):
             return fallback()  # another request is finding out whether the primary is back
         try:
-            started = time.monotonic()
+            started = self.clock()
             try:
                 result = primary()
             except Exception:
                 self._trip("failed", exc_info=True)
                 return fallback()
-            if time.monotonic() - started > self.slow:
-                self._trip(f"took {time.monotonic() - started:.3f}s", exc_info=False)
+            if self.clock() - started > self.slow:
+                self._trip(f"took {self.clock() - started:.3f}s", exc_info=False)
             elif probing:
                 self._open_until = 0.0
                 log.info("%s answers again", self.name)
@@ -170,7 +178,7 @@ class CircuitBreaker:
 
     def _trip(self, why: str, *, exc_info: bool) -> None:
         self.trips += 1
-        self._open_until = time.monotonic() + self.backoff
+        self._open_until = self.clock() + self.backoff
         log.warning("%s %s; not asking it for %.0fs", self.name, why, self.backoff, exc_info=exc_info)
 
 

@@ -17,7 +17,7 @@ from tests.integration.conftest import free_port
 from tests.unit.survey.helpers import POST, make_link
 from tests.unit.web.conftest import login
 from web import limiter as limiter_module
-from web.limiter import STORAGE_TIMEOUT, CircuitBreaker, GuardedStorage
+from web.limiter import CircuitBreaker, GuardedStorage
 
 pytestmark = pytest.mark.sockets  # its own listeners on 127.0.0.1: a frozen one and a closed port
 
@@ -78,8 +78,9 @@ def test_a_frozen_redis_costs_one_short_timeout_then_nothing(
     assert [status for status, _ in results] == [200, 200, 200, 429]  # still limited, in memory
     assert storage.breaker.trips == 1
     assert storage.breaker.is_open
-    # The first request paid the socket timeout once (no retries); the others did not ask Redis at all.
-    assert results[0][1] < STORAGE_TIMEOUT * 4 + 0.3, results
+    # The first request paid the short socket timeout once (no retries), not the 5 s default; the others did not
+    # ask Redis at all (one accepted connection). The bound is loose on purpose: a busy CI machine adds scheduling.
+    assert results[0][1] < 2.0, results
     assert len(frozen.accepted) == 1  # one connection: the first request's
 
 
@@ -111,7 +112,8 @@ def test_token_and_login_limits_share_one_breaker(
 
 
 def test_the_breaker_probes_once_after_its_backoff_and_closes_when_the_primary_answers() -> None:
-    breaker = CircuitBreaker(backoff=0.05, slow=1.0, name="test storage")
+    now = [100.0]
+    breaker = CircuitBreaker(backoff=30, slow=1.0, name="test storage", clock=lambda: now[0])
     calls: list[str] = []
 
     def failing() -> str:
@@ -125,7 +127,9 @@ def test_the_breaker_probes_once_after_its_backoff_and_closes_when_the_primary_a
     assert breaker.call(failing, lambda: "memory") == "memory"
     assert breaker.call(answering, lambda: "memory") == "memory"  # open: the primary is not asked
     assert calls == ["primary"]
-    time.sleep(0.06)
+    now[0] += 29.9
+    assert breaker.call(answering, lambda: "memory") == "memory"  # still open just before the backoff ends
+    now[0] += 0.2
     assert breaker.call(answering, lambda: "memory") == "shared"  # the probe succeeds and closes it
     assert not breaker.is_open
     assert breaker.call(answering, lambda: "memory") == "shared"
