@@ -209,7 +209,7 @@ class GuardedStorage(Storage):
 
     def clear(self, key: str) -> None:
         self.memory.clear(key)
-        self.primary.clear(key)
+        self.breaker.call(lambda: self.primary.clear(key), lambda: None)
 
 
 # --- token routes ------------------------------------------------------------------------------------------------
