@@ -1,4 +1,8 @@
-"""Login and logout, password-reset links, and every staff member's own settings (their language)."""
+"""Login and logout, password-reset links, and every staff member's own settings (their language).
+
+The two-step pages (the code after the password, enrolment on one's settings) are in web.auth.two_factor, the
+per-account slowing of sign-in attempts in web.auth.throttle.
+"""
 
 from __future__ import annotations
 

@@ -410,3 +410,39 @@ def test_the_secret_key_purpose_is_its_own() -> None:
     from web.survey.progress import KEY_INFO
 
     assert derived_key(TEST_SECRET, SECRET_PURPOSE) != derived_key(TEST_SECRET, KEY_INFO)
+
+
+def test_the_code_step_and_the_slowed_sign_in_speak_spanish(
+    make_app: Callable[..., Flask], session: Session, staff: Callable[..., User]
+) -> None:
+    from web.auth.throttle import FREE_FAILURES
+
+    app = make_app(login_rate_limit="100 per minute")
+    spanish = {"Accept-Language": "es"}
+    user = staff("clinician")
+    enrol(session, user)
+    browser = app.test_client()
+    token = csrf_from(browser.get("/login", headers=spanish).get_data(as_text=True))
+    browser.post("/login", data={"email": user.email, "password": PASSWORD, "csrf_token": token}, headers=spanish)
+    page = browser.get("/login/code", headers=spanish).get_data(as_text=True)
+    assert "Verificación en dos pasos" in page
+    assert "Su contraseña es correcta" in page
+    assert "Código de 6 dígitos" in page
+    recovery = browser.get("/login/recovery", headers=spanish).get_data(as_text=True)
+    assert "Iniciar sesión con un código de recuperación" in recovery
+    for n in range(FREE_FAILURES):
+        other = app.test_client()
+        data = {"email": user.email, "password": "wrong password!!", "csrf_token": csrf_token(other)}
+        other.post("/login", data=data, environ_base={"REMOTE_ADDR": f"10.3.0.{n + 1}"})
+    slowed_client = app.test_client()
+    token = csrf_from(slowed_client.get("/login", headers=spanish).get_data(as_text=True))
+    slowed = slowed_client.post(
+        "/login",
+        data={"email": user.email, "password": PASSWORD, "csrf_token": token},
+        headers=spanish,
+        environ_base={"REMOTE_ADDR": "10.3.1.1"},
+    )
+    assert slowed.status_code == 429
+    text = slowed.get_data(as_text=True)
+    assert "Puede volver a intentarlo dentro de 2 segundos" in text
+    assert "Código de su aplicación de autenticación" in text
