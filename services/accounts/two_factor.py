@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from services.accounts.models import KnownAddress, RecoveryCode, Role, TwoFactor, User
 from services.accounts.operations import AccountError, _audit_account, end_all_login_sessions
 from services.crypto import fernet_for, keyed_digest
-from services.db import utcnow
+from services.db import upsert_insert, utcnow
 from services.practice.settings import get_setting
 
 SECRET_PURPOSE = b"rapport.totp-secret.v1"
@@ -299,14 +299,14 @@ def remember_address(
         return
     now = now or utcnow()
     digest = _address_digest(secret_key, user_id, address)
-    row = session.scalar(
-        select(KnownAddress).where(KnownAddress.user_id == user_id, KnownAddress.address_hash == digest)
+    # One upsert: two sign-ins from one new address at once must not collide on the unique key.
+    stmt = upsert_insert(session)(KnownAddress).values(user_id=user_id, address_hash=digest, last_seen_at=now)
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[KnownAddress.user_id, KnownAddress.address_hash],
+            set_={"last_seen_at": stmt.excluded.last_seen_at},
+        )
     )
-    if row is None:
-        session.add(KnownAddress(user_id=user_id, address_hash=digest, last_seen_at=now))
-    else:
-        row.last_seen_at = now
-    session.flush()
     stale = list(
         session.scalars(
             select(KnownAddress.id)

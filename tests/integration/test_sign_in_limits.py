@@ -1,4 +1,5 @@
-"""The per-account login slowing holds across web processes: failures counted by one process slow another (Redis).
+"""Sign-in on the real services: the per-account slowing holds across web processes (Redis), and one TOTP code
+used by two racing requests signs in only one of them (PostgreSQL's row locks under the conditional UPDATE).
 
 A second Python process builds its own app from the environment (as gunicorn's workers do), on the same PostgreSQL
 and Redis, and fails to sign in to one account from several addresses; one more failure in this process is then
@@ -69,3 +70,41 @@ def test_failures_in_one_web_process_slow_the_account_in_another(it_settings: Se
     assert attempt("wrong password!!", "203.0.113.79") == 401
     assert attempt(PASSWORD, "203.0.113.80") == 429
     assert attempt(PASSWORD, "192.0.2.44") == 302  # and the owner still gets in
+
+
+def test_one_code_used_by_two_racing_requests_signs_in_only_one_on_postgresql(it_db: Database) -> None:
+    import threading
+    from datetime import UTC, datetime, timedelta
+
+    import pyotp
+
+    from services.accounts.models import TwoFactor, User
+    from services.accounts.two_factor import confirm_enrolment, decrypt_secret, start_enrolment, verify_code
+    from tests.conftest import TEST_SECRET
+
+    now = datetime.now(UTC)
+    with it_db.unit_of_work() as session:
+        user = make_user(session, role="supervisor", email="it-two-step-race@example.test", team=None)
+        start_enrolment(session, user, secret_key=TEST_SECRET)
+        row = session.get(TwoFactor, user.id)
+        assert row is not None
+        totp = pyotp.TOTP(decrypt_secret(TEST_SECRET, row.secret_encrypted) or "")
+        confirm_enrolment(session, user, totp.at(now - timedelta(seconds=30)), secret_key=TEST_SECRET, now=now)
+        user_id = user.id
+    code = totp.at(now)
+    barrier = threading.Barrier(2)
+    results: list[bool] = []
+
+    def use() -> None:
+        with it_db.unit_of_work() as session:
+            person = session.get(User, user_id)
+            assert person is not None
+            barrier.wait()
+            results.append(verify_code(session, person, code, secret_key=TEST_SECRET, now=now))
+
+    threads = [threading.Thread(target=use) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(results) == [False, True]
