@@ -468,3 +468,16 @@ def test_the_switch_needs_a_choice_and_a_reason_and_a_clinician_cannot_flip_it(
     page = managing.get("/admin/practice").get_data(as_text=True)
     assert "Two-step sign-in for every staff member" in page
     assert "Not required" in page
+
+
+def test_the_users_list_says_who_signs_in_in_two_steps(
+    client: FlaskClient, session: Session, signed_in: Callable[..., User], staff: Callable[..., User]
+) -> None:
+    signed_in("admin")
+    with_app = staff("clinician", name="Tova Twostep")
+    staff("clinician", name="Ona Onestep")
+    enrol(session, with_app)
+    page = client.get("/admin/").get_data(as_text=True)
+    rows = {name: row for row in page.split("<tr>")[1:] for name in ("Tova Twostep", "Ona Onestep") if name in row}
+    assert "<td>On</td>" in rows["Tova Twostep"]
+    assert "<td>Off</td>" in rows["Ona Onestep"]
