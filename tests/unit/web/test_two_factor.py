@@ -481,3 +481,20 @@ def test_the_users_list_says_who_signs_in_in_two_steps(
     rows = {name: row for row in page.split("<tr>")[1:] for name in ("Tova Twostep", "Ona Onestep") if name in row}
     assert "<td>On</td>" in rows["Tova Twostep"]
     assert "<td>Off</td>" in rows["Ona Onestep"]
+
+
+def test_the_code_step_keeps_where_the_person_was_going(
+    client: FlaskClient, session: Session, staff: Callable[..., User]
+) -> None:
+    user = staff("clinician")
+    totp, _ = enrol(session, user)
+    token = csrf_token(client, "/login")
+    answer = client.post(
+        "/login?next=/clinician/settings", data={"email": user.email, "password": PASSWORD, "csrf_token": token}
+    )
+    assert answer.headers["Location"] == "/login/code"
+    steady_clock()
+    token = csrf_token(client, "/login/code")
+    done = client.post("/login/code", data={"code": totp.now(), "csrf_token": token})
+    assert done.status_code == 302
+    assert done.headers["Location"] == "/clinician/settings"
