@@ -1,6 +1,16 @@
 """Imports every table so that metadata is complete (Alembic, tests, create_all)."""
 
-from services.accounts.models import ApiToken, LoginSession, PasswordReset, Role, Team, User
+from services.accounts.models import (
+    ApiToken,
+    KnownAddress,
+    LoginSession,
+    PasswordReset,
+    RecoveryCode,
+    Role,
+    Team,
+    TwoFactor,
+    User,
+)
 from services.alerts.models import Alert, AlertAction, EscalationNotice, SignalRecord
 from services.audit.models import AuditEvent
 from services.clients.models import Appointment, Client, Episode
@@ -27,15 +37,18 @@ __all__ = [
     "Invitation",
     "InvitationToken",
     "JobRun",
+    "KnownAddress",
     "LoginSession",
     "Notification",
     "PasswordReset",
     "PracticeSetting",
     "Protocol",
+    "RecoveryCode",
     "Report",
     "Review",
     "Role",
     "SignalRecord",
     "Team",
+    "TwoFactor",
     "User",
 ]

@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     from web.admin import practice as _admin_practice  # noqa: F401  (the same)
     from web.admin.views import bp as admin_bp
     from web.api.views import bp as api_bp
+    from web.auth import two_factor
     from web.auth.views import bp as auth_bp
     from web.clinician.views import bp as clinician_bp
     from web.frontdesk.views import bp as frontdesk_bp
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     request_db.init_app(app)
     # The access check runs before any other request hook, so nothing runs for a request it refuses.
     access.init_app(app)
+    two_factor.init_app(app)  # then the practice's two-step rule, before any view's own work
     login.init_app(app)
     csrf = security.init_app(app)
     limiter.init_app(app)

@@ -158,6 +158,21 @@ def user_reactivate(email: str) -> None:
         click.echo(f"{account.email}: {'reactivated' if changed else 'already active'}")
 
 
+@user.command("reset-two-step")
+@click.option("--email", required=True)
+def user_reset_two_step(email: str) -> None:
+    """Remove an account's authenticator and recovery codes (a lost phone) and end its sessions (audited)."""
+    from services.accounts.two_factor import reset_two_factor
+
+    settings = _settings()
+    with get_database(settings.database_url).unit_of_work() as session:
+        account = _account(session, email)
+        if reset_two_factor(session, account, actor_id=None):
+            click.echo(f"{account.email}: two-step sign-in reset; they sign in with their password and set it up again")
+        else:
+            click.echo(f"{account.email}: no two-step sign-in to reset")
+
+
 @user.command("reset-password")
 @click.option("--email", required=True)
 @click.option("--password-stdin", is_flag=True, help="Set the password read from standard input instead.")

@@ -29,7 +29,11 @@ def client_ip() -> str:
 
 
 def login_email() -> str:
-    """The email a login attempt names, so guessing one account's password is limited from any address."""
+    """The email a form names (reset-link requests are limited per account from any address).
+
+    Sign-in itself is not limited this way: a fixed per-email limit let anyone lock a named person out. Its
+    per-account slowing, which spares the owner, is web.auth.throttle.
+    """
     email = request.form.get("email", "")
     return "email:" + email.strip().lower()[:254]
 
@@ -217,7 +221,7 @@ class GuardedStorage(Storage):
 
     def clear(self, key: str) -> None:
         self.memory.clear(key)
-        self.primary.clear(key)
+        self.breaker.call(lambda: self.primary.clear(key), lambda: None)
 
 
 # --- token routes ------------------------------------------------------------------------------------------------

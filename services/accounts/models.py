@@ -1,11 +1,11 @@
-"""Account tables: teams, users, login sessions, password resets, API tokens."""
+"""Account tables: teams, users, login sessions, password resets, API tokens, second factors."""
 
 from __future__ import annotations
 
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from services.db import Base, UTCDateTime, utcnow
@@ -132,3 +132,49 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     user: Mapped[User] = relationship()
+
+
+class TwoFactor(Base):
+    """A staff member's authenticator (TOTP): its secret encrypted at rest, confirmed once a first code matched.
+
+    Unconfirmed (confirmed_at None) it is an enrolment in progress and changes nothing at sign-in. last_step is the
+    30-second time step of the last accepted code: a code of that step or an earlier one is refused, so a code seen
+    over someone's shoulder cannot be used again.
+    """
+
+    __tablename__ = "two_factor"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    secret_encrypted: Mapped[str] = mapped_column(String(400))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_step: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class RecoveryCode(Base):
+    """A single-use recovery code for signing in without the authenticator; only its hash is kept."""
+
+    __tablename__ = "recovery_codes"
+    __table_args__ = (Index("ix_recovery_codes_user", "user_id", "used_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class KnownAddress(Base):
+    """An address a staff member signed in from successfully (keyed hash, never the address), for the login throttle.
+
+    While an account's sign-ins are being slowed after failures from elsewhere, its owner signing in from one of
+    these is not kept waiting.
+    """
+
+    __tablename__ = "known_login_addresses"
+    __table_args__ = (UniqueConstraint("user_id", "address_hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    address_hash: Mapped[str] = mapped_column(String(64))
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

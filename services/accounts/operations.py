@@ -119,10 +119,12 @@ class LoginResult:
     session_token: str
 
 
-def authenticate(
-    session: Session, *, email: str, password: str, ip: str | None = None, user_agent: str | None = None
-) -> LoginResult | None:
-    """Check credentials; on success open a server-side login session. Both outcomes are audited."""
+def check_password(session: Session, *, email: str, password: str, ip: str | None = None) -> User | None:
+    """The active user whose email and password these are, else None; a failure is audited (login_failed).
+
+    Only the first step of a sign-in: open_login_session (after a second factor, when the person has one) is what
+    signs them in.
+    """
     try:
         email_norm = normalise_email(email)
     except AccountError:
@@ -137,6 +139,13 @@ def authenticate(
         return None
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
+    return user
+
+
+def open_login_session(
+    session: Session, user: User, *, ip: str | None = None, user_agent: str | None = None, method: str = "password"
+) -> LoginResult:
+    """Sign user in: a new server-side login session, audited with how (password, totp, recovery_code)."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
     session.add(
@@ -150,9 +159,20 @@ def authenticate(
         )
     )
     user.last_login_at = now
-    record_event(session, action="login", actor_id=user.id, actor_label=user.email, ip=ip)
+    detail = None if method == "password" else {"second_factor": method}
+    record_event(session, action="login", actor_id=user.id, actor_label=user.email, ip=ip, detail=detail)
     session.flush()
     return LoginResult(user=user, session_token=token)
+
+
+def authenticate(
+    session: Session, *, email: str, password: str, ip: str | None = None, user_agent: str | None = None
+) -> LoginResult | None:
+    """Check a password and, when it is right, open a login session (no second factor asked). Both audited."""
+    user = check_password(session, email=email, password=password, ip=ip)
+    if user is None:
+        return None
+    return open_login_session(session, user, ip=ip, user_agent=user_agent)
 
 
 def resume_login_session(

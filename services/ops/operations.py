@@ -7,18 +7,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select, text
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from services.db import upsert_insert as _insert
 from services.db import utcnow
 from services.ops.models import Heartbeat, JobRun
-
-
-def _insert(session: Session) -> Any:
-    """The dialect's INSERT, which has ON CONFLICT (PostgreSQL's, else SQLite's)."""
-    return postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def claim_period(session: Session, *, job: str, period_key: str) -> JobRun | None:

@@ -35,6 +35,9 @@ DEFAULTS: dict[str, Any] = {
     "survey_link_hours": 24,
     # A person gets at most one escalation message per this many minutes (services.alerts.escalation).
     "escalation_digest_minutes": 15,
+    # Every staff member must sign in with a second factor (services.accounts.two_factor); off, so the demo works
+    # without phones. Turned on, anyone without an authenticator enrols at their next page.
+    "two_factor_required": False,
 }
 
 
@@ -55,6 +58,10 @@ NUMBER_RANGES: dict[str, NumberRange] = {
     "survey_link_hours": NumberRange(1, 24 * 14),
     "escalation_digest_minutes": NumberRange(1, 24 * 60),
 }
+
+
+# The settings that are on or off (set_setting refuses anything but True or False).
+SWITCHES = frozenset({"two_factor_required"})
 
 
 class UnknownSetting(KeyError):
@@ -108,6 +115,8 @@ def set_setting(
     limits = NUMBER_RANGES.get(key)
     if limits is not None and not limits.accepts(value):
         raise InvalidSetting(f"{key} must be a whole number from {limits.low} to {limits.high}")
+    if key in SWITCHES and not isinstance(value, bool):
+        raise InvalidSetting(f"{key} is on or off (true or false)")
     latest = session.scalar(select(func.max(PracticeSetting.version)).where(PracticeSetting.key == key))
     row = PracticeSetting(key=key, version=(latest or 0) + 1, value=value, changed_by_id=user_id, reason=reason)
     session.add(row)

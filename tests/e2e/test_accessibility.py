@@ -27,7 +27,7 @@ from services.clients.models import Episode
 from services.db import Database, utcnow
 from services.demo.seed import DEMO_LOGINS, DEMO_PASSWORD, seed_demo
 from services.surveys.invitations import create_kiosk_invitation
-from tests.conftest import build_settings
+from tests.conftest import TEST_SECRET, build_settings
 from tests.e2e.conftest import PHONE, free_port, make_survey_link
 from tests.factories import make_appointment, make_client, make_episode
 
@@ -358,3 +358,75 @@ def test_rating_form_by_keyboard_alone(site: Site, desk: Any) -> None:
     assert desk.locator("form.rating-form").count() == 1
     keyboard_fill(desk, 'form.rating-form button[type="submit"]')
     assert "/chart" in desk.url, desk.url
+
+
+def test_two_step_sign_in_pages_have_no_serious_violation(site: Site, browser: Any) -> None:
+    """Enrol from one's settings (QR code, key, confirm, recovery codes), then sign in with a real code."""
+    import time
+
+    import pyotp
+
+    from services.accounts.models import TwoFactor
+    from services.accounts.two_factor import decrypt_secret
+    from tests.factories import PASSWORD, make_user
+
+    with site.database.unit_of_work() as session:
+        email = make_user(session, role="clinician", team=None, email="a11y-two-step@example.test").email
+    failures = {}
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    page = context.new_page()
+    try:
+        page.goto(f"{site.url}/login")
+        page.fill('input[name="email"]', email)
+        page.fill('input[name="password"]', PASSWORD)
+        with page.expect_navigation():
+            page.click('button[type="submit"]')
+        page.goto(f"{site.url}/settings")
+        with page.expect_navigation():
+            page.click("main a[href='/settings/two-step']")
+        if found := axe(page, "two-step off"):
+            failures["off"] = found
+        with page.expect_navigation():
+            page.click("main form button[type=submit]")
+        assert page.locator("svg.qr-code").count() == 1
+        if found := axe(page, "two-step set-up (QR code)"):
+            failures["setup"] = found
+        with site.database.session() as session:
+            user = session.scalars(select(User).where(User.email == email)).one()
+            row = session.get(TwoFactor, user.id)
+            assert row is not None
+            totp = pyotp.TOTP(decrypt_secret(TEST_SECRET, row.secret_encrypted) or "")
+        if 30 - time.time() % 30 < 4:
+            time.sleep(4.5)
+        page.fill('input[name="code"]', totp.now())
+        with page.expect_navigation():
+            page.click("main form button:has-text('Turn on two-step sign-in')")
+        assert page.locator("#recovery-codes li").count() == 10
+        if found := axe(page, "two-step recovery codes"):
+            failures["codes"] = found
+    finally:
+        context.close()
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    page = context.new_page()
+    try:
+        page.goto(f"{site.url}/login")
+        page.fill('input[name="email"]', email)
+        page.fill('input[name="password"]', PASSWORD)
+        with page.expect_navigation():
+            page.click('button[type="submit"]')
+        assert page.url == f"{site.url}/login/code"
+        assert page.get_attribute('input[name="code"]', "autocomplete") == "one-time-code"
+        assert page.get_attribute('input[name="code"]', "inputmode") == "numeric"
+        if found := axe(page, "sign-in code step"):
+            failures["code step"] = found
+        page.goto(f"{site.url}/login/recovery")
+        if found := axe(page, "sign-in recovery code step"):
+            failures["recovery step"] = found
+        page.goto(f"{site.url}/login/code")
+        page.fill('input[name="code"]', totp.at(time.time() + 30))  # a later step than the one used to confirm
+        with page.expect_navigation():
+            page.click('button[type="submit"]')
+        assert page.url == f"{site.url}/clinician/"
+    finally:
+        context.close()
+    assert failures == {}

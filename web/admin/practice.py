@@ -1,4 +1,5 @@
-"""Admin and manager: the practice's numeric settings (link lifetime, escalation digest) with who changed them, why."""
+"""Admin and manager: the practice's settings (link lifetime, escalation digest, two-step sign-in) with who changed
+them and why."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from flask_babel.speaklater import LazyString
 from werkzeug.wrappers import Response
 
 from services.accounts.models import Role, User
+from services.accounts.two_factor import REQUIRED_SETTING
 from services.practice.models import PracticeSetting
 from services.practice.settings import DEFAULTS, NUMBER_RANGES, NumberRange, current_version, set_setting
 from web.access import allow
@@ -83,11 +85,59 @@ def _rows() -> list[NumberSettingRow]:
     return rows
 
 
+@dataclass(frozen=True)
+class SwitchRow:
+    """An on/off setting on the page: whether it is on, and who changed it when."""
+
+    key: str
+    on: bool
+    version: PracticeSetting | None
+    changed_by: str | None
+
+
+def _two_step_row() -> SwitchRow:
+    session = db_session()
+    version = current_version(session, REQUIRED_SETTING)
+    who = session.get(User, version.changed_by_id) if version and version.changed_by_id else None
+    on = (version.value if version else DEFAULTS[REQUIRED_SETTING]) is True
+    return SwitchRow(key=REQUIRED_SETTING, on=on, version=version, changed_by=who.name if who else None)
+
+
+def _page(errors: dict[str, str], values: dict[str, str]) -> str:
+    return render_template(
+        "admin/practice_settings.html", rows=_rows(), two_step=_two_step_row(), errors=errors, values=values
+    )
+
+
 @bp.get("/practice", endpoint="practice_settings")
 @allow(Role.ADMIN, Role.MANAGER)
 def practice_settings() -> str:
-    """The numeric practice settings in force, each with its source and a form to change it."""
-    return render_template("admin/practice_settings.html", rows=_rows(), errors={}, values={})
+    """The practice settings in force, each with its source and a form to change it."""
+    return _page({}, {})
+
+
+@bp.post("/practice/two-step", endpoint="two_step_setting")
+@allow(Role.ADMIN, Role.MANAGER)
+def two_step_setting() -> Response | tuple[str, int]:
+    """Require two-step sign-in of every staff member, or stop requiring it (a new version, with the reason)."""
+    choice = request.form.get("value", "")
+    reason = request.form.get("reason", "").strip()
+    error = None
+    if choice not in ("on", "off"):
+        error = _("Choose whether two-step sign-in is required.")
+    elif not reason:
+        error = _("Say in a few words why it changes: the reason is kept with the setting's history.")
+    elif len(reason) > MAX_REASON:
+        error = _("Please keep the reason under %(n)d characters.", n=MAX_REASON)
+    if error is not None:
+        return _page({REQUIRED_SETTING: error}, {"reason": reason}), 400
+    set_setting(db_session(), REQUIRED_SETTING, choice == "on", user_id=current_account().id, reason=reason)
+    commit()
+    if choice == "on":
+        flash(_("Saved: two-step sign-in is required. Anyone without it sets it up at their next page."), "success")
+    else:
+        flash(_("Saved: two-step sign-in is no longer required (those who use it keep it)."), "success")
+    return redirect(url_for("admin.practice_settings"), code=303)
 
 
 @bp.post("/practice/<key>", endpoint="practice_setting_change")
@@ -108,10 +158,7 @@ def practice_setting_change(key: str) -> Response | tuple[str, int]:
     elif len(reason) > MAX_REASON:
         error = _("Please keep the reason under %(n)d characters.", n=MAX_REASON)
     if error is not None:
-        page = render_template(
-            "admin/practice_settings.html", rows=_rows(), errors={key: error}, values={key: raw, "reason": reason}
-        )
-        return page, 400
+        return _page({key: error}, {key: raw, "reason": reason}), 400
     set_setting(db_session(), key, value, user_id=current_account().id, reason=reason)
     commit()
     flash(_("Saved: %(label)s is now %(value)d %(unit)s.", label=TEXTS[key].label, value=value, unit=TEXTS[key].unit))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.accounts.models import Team, User
+from services.accounts.models import Team, TwoFactor, User
 
 
 @dataclass(frozen=True)
@@ -16,14 +16,20 @@ class UserRow:
 
     user: User
     team_name: str | None
+    two_step: bool = False  # a confirmed authenticator
 
 
 def list_users(session: Session) -> list[UserRow]:
-    """Every staff account with its team, active first, by name."""
+    """Every staff account with its team and whether it signs in in two steps, active first, by name."""
     rows = session.execute(
-        select(User, Team.name).outerjoin(Team, Team.id == User.team_id).order_by(User.active.desc(), User.name)
+        select(User, Team.name, TwoFactor.confirmed_at)
+        .outerjoin(Team, Team.id == User.team_id)
+        .outerjoin(TwoFactor, TwoFactor.user_id == User.id)
+        .order_by(User.active.desc(), User.name)
     )
-    return [UserRow(user=user, team_name=team_name) for user, team_name in rows]
+    return [
+        UserRow(user=user, team_name=team_name, two_step=confirmed is not None) for user, team_name, confirmed in rows
+    ]
 
 
 def team_names(session: Session) -> list[str]:

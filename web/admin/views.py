@@ -17,6 +17,7 @@ from services.accounts.operations import (
     update_user,
 )
 from services.accounts.passwords import MIN_PASSWORD_LENGTH, WeakPasswordError
+from services.accounts.two_factor import recovery_codes_left, reset_two_factor, two_factor_row
 from services.audit.operations import record_event
 from services.notifications.operations import queue_notification
 from services.ops.queries import operations_view
@@ -133,7 +134,15 @@ def edit_user(user_id: int) -> Response | tuple[str, int]:
                 flash(_("Nothing was changed."), "info")
             return redirect(url_for("admin.edit_user", user_id=user.id), code=303)
     status = 400 if form.errors else 200
-    html = render_template("admin/edit_user.html", form=form, user=user, is_self=user.id == current_account().id)
+    second_factor = two_factor_row(session, user.id)
+    html = render_template(
+        "admin/edit_user.html",
+        form=form,
+        user=user,
+        is_self=user.id == current_account().id,
+        second_factor=second_factor,
+        codes_left=recovery_codes_left(session, user.id),
+    )
     return html, status
 
 
@@ -194,6 +203,25 @@ def send_reset_link(user_id: int) -> Response:
             ),
             "error",
         )
+    return redirect(url_for("admin.edit_user", user_id=user_id), code=303)
+
+
+@bp.post("/users/<int:user_id>/two-step/reset")
+@allow(Role.ADMIN)
+def reset_second_factor(user_id: int) -> Response:
+    """Remove a person's authenticator and recovery codes (a lost phone) and sign them out; audited."""
+    user = _user_or_404(user_id)
+    if reset_two_factor(db_session(), user, actor_id=current_account().id, ip=client_ip()):
+        commit()
+        flash(
+            _(
+                "Two-step sign-in is reset for %(name)s: they sign in with their password and set it up again.",
+                name=user.name,
+            ),
+            "success",
+        )
+    else:
+        flash(_("%(name)s has no two-step sign-in to reset.", name=user.name), "info")
     return redirect(url_for("admin.edit_user", user_id=user_id), code=303)
 
 

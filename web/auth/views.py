@@ -1,29 +1,43 @@
-"""Login and logout, password-reset links, and every staff member's own settings (their language)."""
+"""Login and logout, password-reset links, and every staff member's own settings (their language).
+
+The two-step pages (the code after the password, enrolment on one's settings) are in web.auth.two_factor, the
+per-account slowing of sign-in attempts in web.auth.throttle.
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import session as flask_session
+from flask_babel import format_timedelta, refresh
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_babel import refresh
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
-from wtforms import EmailField, PasswordField, RadioField
+from wtforms import EmailField, PasswordField, RadioField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import EqualTo, InputRequired, Length
+from wtforms.validators import EqualTo, InputRequired, Length, Optional
 
-from services.accounts.models import Role
+from services.accounts.models import Role, User
 from services.accounts.operations import (
     AccountError,
-    authenticate,
+    check_password,
     complete_password_reset,
     find_password_reset,
+    open_login_session,
     request_password_reset,
     update_user,
 )
 from services.accounts.passwords import MIN_PASSWORD_LENGTH, WeakPasswordError
+from services.accounts.queries import get_user_by_email
+from services.accounts.two_factor import is_enrolled, is_known_address, must_enrol, remember_address, verify_code
+from services.audit.operations import record_event
 from web.access import home_url, public, safe_next, signed_in
+from web.app import current_settings
+from web.auth import throttle
 from web.auth.messages import account_error_text
+from web.auth.pending import ENROL_FIRST_KEY, start_pending
 from web.i18n import browser_language
 from web.limiter import client_ip, failed_attempt, limiter, login_email, login_limit, token_limited
 from web.login import current_account, current_staff, end_browser_session, start_browser_session
@@ -34,6 +48,15 @@ bp = Blueprint("auth", __name__)
 
 # One message for every failure: it must not tell an unknown email from a wrong password.
 LOGIN_FAILED = _l("That email and password do not match an active account. Check both and try again.")
+# A code field as phones and password managers expect it: digits keypad, offered from the SMS/app autofill.
+CODE_FIELD_ATTRIBUTES = {
+    "autocomplete": "one-time-code",
+    "inputmode": "numeric",
+    "pattern": "[0-9 ]*",
+    "maxlength": "12",
+    "autocapitalize": "none",
+    "spellcheck": "false",
+}
 
 
 class LoginForm(FlaskForm):
@@ -49,38 +72,126 @@ class LoginForm(FlaskForm):
         validators=[InputRequired(), Length(max=1024)],
         render_kw={"autocomplete": "current-password"},
     )
+    # Asked only while the account's sign-ins are being slowed (web.auth.throttle): password and code together.
+    code = StringField(
+        _l("Code from your authenticator app"),
+        validators=[Optional(), Length(max=12)],
+        render_kw=CODE_FIELD_ATTRIBUTES,
+    )
+
+
+class CodeForm(FlaskForm):
+    """The 6-digit code from the authenticator app."""
+
+    code = StringField(
+        _l("6-digit code"),
+        validators=[InputRequired(), Length(max=12)],
+        render_kw=CODE_FIELD_ATTRIBUTES,
+    )
+
+
+class RecoveryForm(FlaskForm):
+    """One of the recovery codes shown when two-step sign-in was set up."""
+
+    code = StringField(
+        _l("Recovery code"),
+        validators=[InputRequired(), Length(max=40)],
+        render_kw={"autocomplete": "off", "autocapitalize": "none", "spellcheck": "false"},
+    )
+
+
+def finish_sign_in(user: User, *, method: str, next_target: str | None) -> Response:
+    """Open the login session (audited with how), remember the address, forget the failures, go home."""
+    session = db_session()
+    ip = client_ip()
+    end_browser_session()  # signing in as someone else ends the previous login session
+    result = open_login_session(session, user, ip=ip, user_agent=request.user_agent.string, method=method)
+    remember_address(session, user.id, ip, secret_key=current_settings().secret_key)
+    commit()  # the login session row, the known address and the audit event
+    throttle.record_success(throttle.password_subject(user.email))
+    throttle.record_success(throttle.code_subject(user.id))
+    start_browser_session(result.session_token)
+    if must_enrol(session, user):
+        flask_session[ENROL_FIRST_KEY] = True  # web.auth.two_factor holds every page until they have enrolled
+        return redirect(url_for("auth.two_factor"), code=303)
+    return redirect(next_target or home_url(user.role))
+
+
+def usual_address(email: str, ip: str) -> bool:
+    """True when the account this email names signed in successfully from ip before."""
+    session = db_session()
+    user = get_user_by_email(session, email)
+    return user is not None and is_known_address(session, user.id, ip, secret_key=current_settings().secret_key)
+
+
+def wait_text(seconds: int) -> str:
+    """A wait as people say it, in the page's language ("2 seconds", "15 minutes")."""
+    return str(format_timedelta(timedelta(seconds=seconds), granularity="second", threshold=1.5))
 
 
 @bp.route("/login", methods=["GET", "POST"])
 @public
 @limiter.limit(login_limit, methods=["POST"], deduct_when=failed_attempt)
-@limiter.limit(login_limit, key_func=login_email, methods=["POST"], deduct_when=failed_attempt)
-def login() -> Response | str | tuple[str, int]:
-    """Show the login form; on a good email and password open a login session and go to the role's home."""
+def login() -> Response | str | tuple[str, int] | tuple[str, int, dict[str, str]]:
+    """Show the login form; on a good email and password sign in (or ask for the code) and go to the role's home.
+
+    Per address, settings.login_rate_limit counts failures. Per account, web.auth.throttle slows attempts after a
+    few failures; while it does, the owner still gets in from an address they used before, or by giving their
+    authenticator's code together with the password (the answer never says which of the two was wrong).
+    """
     next_target = safe_next(request.args.get("next"))
     viewer = current_staff()
     if viewer is not None and request.method == "GET":
         return redirect(next_target or home_url(viewer.role))
     form = LoginForm()
     failed = False
+    slowed = 0
     if form.validate_on_submit():
-        result = authenticate(
-            db_session(),
-            email=form.email.data or "",
-            password=form.password.data or "",
-            ip=client_ip(),
-            user_agent=request.user_agent.string,
-        )
-        if result is not None:
-            end_browser_session()  # signing in as someone else ends the previous login session
-            commit()  # the login session row and the audit event
-            start_browser_session(result.session_token)
-            return redirect(next_target or home_url(result.user.role))
-        commit()  # the failed-login audit event
-        failed = True
+        session = db_session()
+        email, password, ip = form.email.data or "", form.password.data or "", client_ip()
+        subject = throttle.password_subject(email)
+        wait = throttle.wait_seconds(subject)
+        if wait and not usual_address(email, ip):
+            code = (form.code.data or "").strip()
+            if not code:
+                form.password.data = ""
+                html = render_template(
+                    "auth/login.html", form=form, failed=False, slowed=wait_text(wait), next=next_target
+                )
+                return html, 429, {"Retry-After": str(wait)}
+            user = check_password(session, email=email, password=password, ip=ip)
+            if user is not None and verify_code(session, user, code, secret_key=current_settings().secret_key):
+                return finish_sign_in(user, method="totp", next_target=next_target)
+            if user is not None:
+                record_event(session, action="second_factor_failed", actor_id=user.id, actor_label=user.email, ip=ip)
+            commit()  # the failed-login audit event
+            slowed = throttle.record_failure(subject) or throttle.wait_seconds(subject)
+            failed = True
+        else:
+            user = check_password(session, email=email, password=password, ip=ip)
+            if user is None:
+                commit()  # the failed-login audit event
+                throttle.record_failure(subject)
+                failed = True
+            elif is_enrolled(session, user.id):
+                end_browser_session()  # a previous sign-in in this browser ends; the code decides the next
+                commit()
+                start_pending(user, next_target)
+                return redirect(url_for("auth.login_code"), code=303)
+            else:
+                return finish_sign_in(user, method="password", next_target=next_target)
     form.password.data = ""
+    form.code.data = ""
     status = 200 if request.method == "GET" else 401 if failed else 400
-    return render_template("auth/login.html", form=form, failed=failed, message=LOGIN_FAILED, next=next_target), status
+    html = render_template(
+        "auth/login.html",
+        form=form,
+        failed=failed,
+        message=LOGIN_FAILED,
+        slowed=wait_text(slowed) if slowed else None,
+        next=next_target,
+    )
+    return html, status
 
 
 @bp.post("/logout")
@@ -225,5 +336,6 @@ def settings() -> Response | tuple[str, int] | str:
         account=account,
         browser_language={"en": "English", "es": "Español"}[browser_language()],
         notifications_url=url_for("clinician.settings") if clinical else None,
+        two_factor_on=is_enrolled(db_session(), account.id),
     )
     return html, status

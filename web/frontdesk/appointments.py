@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
-import segno
 from flask import abort, flash, render_template, request, url_for
 from flask_babel import gettext as _
-from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from services.accounts.models import Role, User
@@ -49,6 +47,7 @@ from web.frontdesk.forms import ActionForm, AppointmentForm
 from web.frontdesk.views import bp
 from web.i18n import local_datetime, translate
 from web.login import current_account
+from web.qr import qr_svg
 from web.request_db import commit, db_session
 from workers.enqueue import send_notification_after_commit
 
@@ -333,13 +332,6 @@ def link(appointment_id: int) -> Response | str:
         channels=[c for c in MESSAGE_CHANNELS if address_for(client, c)],
         back=safe_next(form.next.data) or _client_page(appointment),
     )
-
-
-def qr_svg(text: str, *, title: str) -> Markup:
-    """A QR code of text as inline SVG (segno), dark on white so a phone reads it in dark mode too."""
-    code = segno.make(text, error="m")
-    svg = code.svg_inline(scale=4, border=4, dark="#000", light="#fff", title=title, svgclass="qr-code", omitsize=True)
-    return Markup(svg)  # noqa: S704 - segno's own markup; it escapes the title, and the data is only path geometry
 
 
 @bp.post("/invitations/<int:invitation_id>/send")

@@ -1,24 +1,21 @@
 """Answers of earlier steps carried in the page itself, encrypted and time-limited (no account, no extra table).
 
 The blob is Fernet (AES-128-CBC with HMAC-SHA256, from the `cryptography` library) under a key derived from the
-app's secret with HKDF, so the page source of a later step never shows an earlier answer (PHQ-9 item 9 and free
-text included) to whoever holds the phone or reads a cached copy. It is bound to one invitation (a state copied
-from another link is refused) and good for MAX_AGE_SECONDS after the page was shown; the link's own expiry and
-single use are checked before it is read.
+app's secret with HKDF (services.crypto), so the page source of a later step never shows an earlier answer (PHQ-9
+item 9 and free text included) to whoever holds the phone or reads a cached copy. It is bound to one invitation
+(a state copied from another link is refused) and good for MAX_AGE_SECONDS after the page was shown; the link's
+own expiry and single use are checked before it is read.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from services.crypto import fernet_for
 from web.app import current_settings
 
 KEY_INFO = b"rapport.survey.progress.v2"
@@ -37,14 +34,8 @@ class Progress:
     rotating: str | None = None
 
 
-@lru_cache(maxsize=4)
-def _fernet_for(secret_key: str) -> Fernet:
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=KEY_INFO).derive(secret_key.encode())
-    return Fernet(base64.urlsafe_b64encode(key))
-
-
 def _fernet() -> Fernet:
-    return _fernet_for(current_settings().secret_key)
+    return fernet_for(current_settings().secret_key, KEY_INFO)
 
 
 def dump_progress(progress: Progress) -> str:

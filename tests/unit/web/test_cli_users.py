@@ -158,3 +158,40 @@ def test_reset_password_sends_a_link_or_sets_the_password_from_stdin(cli_env: di
         (reset,) = session.scalars(select(PasswordReset)).all()
         assert reset.revoked_at is not None  # the emailed link died with the new password
     database.dispose()
+
+
+def test_reset_two_step_removes_the_authenticator_and_is_audited(cli_env: dict[str, str]) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import pyotp
+
+    from services.accounts.models import TwoFactor
+    from services.accounts.two_factor import confirm_enrolment, decrypt_secret, is_enrolled, start_enrolment
+
+    key = cli_env["RAPPORT_SECRET_KEY"]
+    database = Database(cli_env["RAPPORT_DATABASE_URL"])
+    with database.unit_of_work() as session:
+        user = session.scalars(select(User).where(User.email == EMAIL)).one()
+        start_enrolment(session, user, secret_key=key)
+        row = session.get(TwoFactor, user.id)
+        assert row is not None
+        totp = pyotp.TOTP(decrypt_secret(key, row.secret_encrypted) or "")
+        now = datetime.now(UTC)
+        confirm_enrolment(session, user, totp.at(now - timedelta(seconds=30)), secret_key=key, now=now)
+    database.dispose()
+
+    result = _run(cli_env, "reset-two-step", "--email", EMAIL)
+    assert result.exit_code == 0, result.output
+    assert "two-step sign-in reset" in result.output
+    user, sessions, events, _ = _read(cli_env)
+    assert events[-1].action == "two_factor_reset"
+    assert events[-1].actor_label == "cli"
+    assert events[-1].detail == {"was_enrolled": True, "sessions_ended": 1}
+    assert [s.end_reason for s in sessions] == ["two_factor_reset"]
+    database = Database(cli_env["RAPPORT_DATABASE_URL"])
+    with database.session() as session:
+        assert not is_enrolled(session, user.id)
+    database.dispose()
+    again = _run(cli_env, "reset-two-step", "--email", EMAIL)
+    assert again.exit_code == 0
+    assert "no two-step sign-in to reset" in again.output

@@ -146,3 +146,17 @@ def test_a_slow_answer_trips_the_breaker_but_is_used() -> None:
     assert breaker.call(slow, lambda: "memory") == "shared"
     assert breaker.is_open
     assert breaker.call(slow, lambda: "memory") == "memory"
+
+
+def test_clearing_a_key_never_raises_when_the_shared_storage_is_down() -> None:
+    from limits.storage import MemoryStorage
+
+    class Down(MemoryStorage):
+        def clear(self, key: str) -> None:
+            raise ConnectionError("down")
+
+    storage = GuardedStorage(Down(), CircuitBreaker(backoff=10, name="test storage"))
+    storage.memory.incr("login-wait/x", 60)
+    storage.clear("login-wait/x")  # a successful sign-in forgets its failures even while Redis is away
+    assert storage.memory.get("login-wait/x") == 0
+    assert storage.breaker.is_open

@@ -28,6 +28,10 @@ def test_policies_are_what_we_expect(app: Flask) -> None:
         # Asking for a reset link answers the same for every email; the link itself rests on a 256-bit token.
         "auth.forgot_password",
         "auth.login",
+        # The code step after a right password: it serves only a browser holding that pending sign-in (a signed
+        # cookie, five minutes), rate-limited per address and per account.
+        "auth.login_code",
+        "auth.login_recovery",
         "auth.logout",
         "auth.reset_password",
         "health.healthz",
