@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     _configure_flask(app, settings)
     _configure_enqueueing(settings)
 
-    from web import access, errors, i18n, layout, login, request_db, security
+    from web import access, errors, i18n, inputs, layout, login, request_db, security
     from web.admin import crisis as _admin_crisis  # noqa: F401  (its routes join the admin blueprint)
     from web.admin import practice as _admin_practice  # noqa: F401  (the same)
     from web.admin.views import bp as admin_bp
@@ -103,9 +103,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     from web.survey.views import bp as survey_bp
 
     request_db.init_app(app)
+    inputs.register_converters(app)
     # The access check runs before any other request hook, so nothing runs for a request it refuses.
     access.init_app(app)
     two_factor.init_app(app)  # then the practice's two-step rule, before any view's own work
+    # And every parameter to its type's range (control characters, 64-bit numbers), before any view reads it.
+    inputs.init_app(app)
     login.init_app(app)
     csrf = security.init_app(app)
     limiter.init_app(app)

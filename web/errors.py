@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
 
+from web.inputs import BadParameter
 from web.request_db import rollback
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,8 @@ def handle_http_error(exc: HTTPException) -> Response:
     if code == 429:
         kept.setdefault("Retry-After", retry_after())
     message = str(CSRF_MESSAGE) if isinstance(exc, CSRFError) else None
+    if isinstance(exc, BadParameter):
+        message = exc.description
     return error_response(code, message=message, headers=kept)
 
 

@@ -24,6 +24,7 @@ from services.audit.operations import record_event
 from services.config import Settings
 from services.db import utcnow
 from services.i18n import UserError
+from services.inputs import InputError, normalise_email_address
 from services.notifications.delivery import SkipDelivery, register_context_builder
 from services.notifications.models import Notification
 from services.notifications.operations import queue_notification
@@ -51,24 +52,29 @@ class Keep(enum.Enum):
 KEEP = Keep.KEEP
 
 
+MAX_TEAM_NAME = 120  # teams.name
+
+
 def token_digest(token: str) -> str:
     """The stored form of a secret token (sha256 hex)."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
 def normalise_email(email: str) -> str:
-    """Lower-cased, trimmed email; refuses obviously malformed addresses."""
-    email = email.strip().lower()
-    if "@" not in email or email.startswith("@") or email.endswith("@") or " " in email or len(email) > 254:
-        raise AccountError("%(email)r is not a valid email address.", email=email)
-    return email
+    """Lower-cased, trimmed email; refuses what email-validator refuses (CR/LF included)."""
+    try:
+        return normalise_email_address(email)
+    except InputError as exc:
+        raise AccountError(exc.message) from None
 
 
 def get_or_create_team(session: Session, name: str) -> Team:
     """The team with this name, created if missing."""
-    name = name.strip()
+    name = " ".join(name.split())
     if not name:
         raise AccountError("A team needs a name.")
+    if len(name) > MAX_TEAM_NAME:
+        raise AccountError("A team name is at most %(max)d characters.", max=MAX_TEAM_NAME)
     team = session.scalar(select(Team).where(Team.name == name))
     if team is None:
         team = Team(name=name)

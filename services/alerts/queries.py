@@ -37,6 +37,7 @@ from services.clients.queries import (
     team_members,
 )
 from services.db import utcnow
+from services.inputs import page_offset
 from services.measures import all_instruments
 from services.signals import LOW_ALLIANCE
 from services.surveys.models import Administration
@@ -230,7 +231,7 @@ def list_alerts_page(
             Alert.id.desc(),
         )
         .limit(per_page)
-        .offset((page - 1) * per_page)
+        .offset(page_offset(page, per_page))
     )
     items = [
         AlertListItem(
@@ -386,7 +387,7 @@ def caseload_page(
         .where(where)
         .order_by(status_rank, Client.last_name, Client.first_name, Episode.id)
         .limit(per_page)
-        .offset((page - 1) * per_page)
+        .offset(page_offset(page, per_page))
     )
     items = [
         CaseloadStatusRow(

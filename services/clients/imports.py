@@ -43,12 +43,12 @@ from services.clients.operations import (
     reschedule_appointment,
 )
 from services.i18n import N_, Message
+from services.inputs import InputError, check_plausible_date, control_character_in, normalise_email_address
 from services.surveys.policy import InvitationPolicy
 
 MAX_ROWS = 5000
 MAX_REDIRECTS = 3
 Outcome = Literal["imported", "updated", "skipped"]
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 
 
 class ImportFileError(ClientError):
@@ -129,6 +129,7 @@ def _parse_local(value: str, tz: ZoneInfo) -> datetime:
     if "T" not in text and " " not in text.strip():
         raise ValueError("a date without a time")
     parsed = datetime.fromisoformat(text)
+    check_plausible_date(parsed)  # InputError, with the window in its message
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
     return parsed.astimezone(UTC)
@@ -203,11 +204,19 @@ def _csv_row(line: int, cells: list[str], index: dict[str, int], tz: ZoneInfo) -
         return cells[i].strip() if i is not None and i < len(cells) else ""
 
     row = ParsedRow(line=line, external_id=cell("external_id") or None)
+    found = control_character_in(cells)
+    if found is not None:
+        row.problem = Message("the row contains a control character (%(char)s)", char=found[1])
+        return row
     row.client_code = cell("client_code").upper() or None
-    email = cell("client_email").lower()
+    try:
+        email = normalise_email_address(cell("client_email")) if cell("client_email") else ""
+        row.clinician_email = normalise_email_address(cell("clinician_email")) if cell("clinician_email") else None
+    except InputError as exc:
+        row.problem = exc.message
+        return row
     if email:
         row.emails.append(email)
-    row.clinician_email = cell("clinician_email").lower() or None
     status = cell("status").lower()
     if status and status not in ("scheduled", "confirmed", "booked", "cancelled", "canceled"):
         row.problem = Message("unknown status %(status)r (use scheduled or cancelled)", status=cell("status"))
@@ -215,6 +224,9 @@ def _csv_row(line: int, cells: list[str], index: dict[str, int], tz: ZoneInfo) -
     row.cancelled = status in ("cancelled", "canceled")
     try:
         row.starts_at = _parse_local(cell("starts_at"), tz)
+    except InputError as exc:
+        row.problem = exc.message
+        return row
     except ValueError:
         row.problem = Message(
             "start %(value)r is not a date and time such as 2026-03-02T14:00", value=cell("starts_at")
@@ -223,6 +235,9 @@ def _csv_row(line: int, cells: list[str], index: dict[str, int], tz: ZoneInfo) -
     if cell("ends_at"):
         try:
             row.ends_at = _parse_local(cell("ends_at"), tz)
+        except InputError as exc:
+            row.problem = exc.message
+            return row
         except ValueError:
             row.problem = Message(
                 "end %(value)r is not a date and time such as 2026-03-02T14:50", value=cell("ends_at")
@@ -324,8 +339,10 @@ def _mailto(value: str) -> str | None:
     address = value.strip()
     if address.lower().startswith("mailto:"):
         address = address[7:]
-    address = address.strip().lower()
-    return address if _EMAIL.match(address) else None
+    try:
+        return normalise_email_address(address)
+    except InputError:
+        return None
 
 
 def parse_ics(text: str, *, tz: ZoneInfo) -> list[ParsedRow]:
@@ -367,6 +384,10 @@ def _ics_row(line: int, props: list[tuple[str, dict[str, str], str]], tz: ZoneIn
     for name, params, value in props:
         first.setdefault(name, (params, value))
     row = ParsedRow(line=line, cancelled=cancelled)
+    control = control_character_in([value for _name, _params, value in props])
+    if control is not None:
+        row.problem = Message("the event contains a control character (%(char)s)", char=control[1])
+        return row
     uid = _unescape(first.get("UID", ({}, ""))[1]).strip()
     if "RECURRENCE-ID" in first and uid:
         uid = f"{uid}/{first['RECURRENCE-ID'][1].strip()}"
@@ -391,7 +412,7 @@ def _ics_row(line: int, props: list[tuple[str, dict[str, str], str]], tz: ZoneIn
         row.problem = N_("no start time (DTSTART)")
         return row
     try:
-        row.starts_at = _ics_datetime(first["DTSTART"][1], first["DTSTART"][0], tz)
+        row.starts_at = check_plausible_date(_ics_datetime(first["DTSTART"][1], first["DTSTART"][0], tz))
         if "DTEND" in first:
             row.ends_at = _ics_datetime(first["DTEND"][1], first["DTEND"][0], tz)
         elif "DURATION" in first:
@@ -406,6 +427,8 @@ def _ics_row(line: int, props: list[tuple[str, dict[str, str], str]], tz: ZoneIn
             row.problem = N_("no end time (DTEND or DURATION)")
     except _IcsTimeError as exc:
         row.problem = exc.args[0]
+    except InputError as exc:
+        row.problem = exc.message
     return row
 
 

@@ -18,6 +18,7 @@ from services.clients.models import Appointment, Client, Episode
 from services.clients.phones import DEFAULT_REGION, PhoneNumberError, normalise_phone
 from services.db import utcnow
 from services.i18n import N_, UserError
+from services.inputs import InputError, check_plausible_date, normalise_email_address
 from services.surveys.invitations import cancel_invitations, reschedule_invitations
 from services.surveys.policy import InvitationPolicy
 from services.surveys.protocols import get_protocol
@@ -80,12 +81,11 @@ def clean_contact_details(
     phone_region: str = DEFAULT_REGION,
 ) -> ContactDetails:
     """Validate and normalise what the front desk enters about a client (raises ClientError); phones become E.164."""
-    email = (email or "").strip().lower() or None
     phone = " ".join((phone or "").split()) or None
-    if email is not None and (
-        "@" not in email or email.startswith("@") or email.endswith("@") or len(email) > 254 or " " in email
-    ):
-        raise ClientError(N_("%(email)r is not a valid email address."), email=email)
+    try:
+        email = normalise_email_address(email) if email and email.strip() else None
+    except InputError as exc:
+        raise ClientError(exc.message) from None
     if phone is not None:
         try:
             phone = normalise_phone(phone, region=phone_region, for_sms=consent_sms)
@@ -230,6 +230,11 @@ def open_episode(
 def _check_times(starts_at: datetime, ends_at: datetime) -> None:
     if starts_at.tzinfo is None or ends_at.tzinfo is None:
         raise ClientError(N_("Appointment times need a time zone."))
+    try:
+        check_plausible_date(starts_at)
+        check_plausible_date(ends_at)
+    except InputError as exc:
+        raise ClientError(exc.message) from None
     if ends_at <= starts_at:
         raise ClientError(N_("An appointment must end after it starts."))
     if ends_at - starts_at > MAX_APPOINTMENT:

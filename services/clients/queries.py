@@ -28,6 +28,7 @@ from services.accounts.models import Role, User
 from services.alerts.models import Alert
 from services.clients.models import Appointment, Client, Episode
 from services.db import utcnow
+from services.inputs import page_offset
 from services.surveys.models import Administration, Invitation
 
 T = TypeVar("T")
@@ -138,7 +139,7 @@ def list_visible_clients(
             .where(where)
             .order_by(Client.last_name, Client.first_name, Client.id)
             .limit(per_page)
-            .offset((page - 1) * per_page)
+            .offset(page_offset(page, per_page))
         )
     )
     return Page(items=items, total=total, page=page, per_page=per_page)
@@ -176,7 +177,9 @@ def list_roster(
     total = session.scalar(select(func.count()).select_from(Client).where(where)) or 0
     order = (Client.last_name, Client.first_name, Client.id)
     # The page's client ids first, so the per-client lookups below run for these rows only.
-    page_ids = select(Client.id).where(where).order_by(*order).limit(per_page).offset((page - 1) * per_page).subquery()
+    page_ids = (
+        select(Client.id).where(where).order_by(*order).limit(per_page).offset(page_offset(page, per_page)).subquery()
+    )
     current_episode = (
         select(Episode.id)
         .where(Episode.client_id == Client.id)
@@ -487,7 +490,7 @@ def list_appointments(
     )
     total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
     rows = session.execute(
-        base.order_by(Appointment.starts_at, Appointment.id).limit(per_page).offset((page - 1) * per_page)
+        base.order_by(Appointment.starts_at, Appointment.id).limit(per_page).offset(page_offset(page, per_page))
     ).all()
     ids = [row[0].id for row in rows]
     states: dict[int, dict[str, str]] = {i: {} for i in ids}

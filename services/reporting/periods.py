@@ -8,6 +8,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from services.i18n import N_, UserError
+from services.inputs import EARLIEST_DATE, plausible_window
 
 ScopeKind = Literal["practice", "team", "clinician"]
 SCOPE_KINDS: tuple[ScopeKind, ...] = ("practice", "team", "clinician")
@@ -23,8 +24,13 @@ def parse_period(period: str) -> tuple[int, int]:
     if sep != "-" or len(year_text) != 4 or len(month_text) != 2 or not (year_text + month_text).isdigit():
         raise PeriodError(N_("period must look like YYYY-MM, got %(period)r"), period=period)
     year, month = int(year_text), int(month_text)
-    if not 1 <= month <= 12 or year < 1900:
-        raise PeriodError(N_("period out of range: %(period)r"), period=period)
+    if not 1 <= month <= 12 or not EARLIEST_DATE.year <= year <= plausible_window()[1].year:
+        raise PeriodError(
+            N_("period out of range: %(period)r (months between %(first)s and %(last)s)"),
+            period=period,
+            first=f"{EARLIEST_DATE.year}-01",
+            last=f"{plausible_window()[1].year}-12",
+        )
     return year, month
 
 

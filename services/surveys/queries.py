@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from services.accounts.models import Role, User
 from services.clients.models import Appointment, Client, Episode
 from services.clients.queries import DEFAULT_PER_PAGE, MAX_PER_PAGE, Page, client_scope, episode_scope
+from services.inputs import page_offset
 from services.surveys.models import Invitation
 
 
@@ -85,7 +86,9 @@ def list_invitations(
     )
     total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
     rows = session.execute(
-        base.order_by(Invitation.created_at.desc(), Invitation.id.desc()).limit(per_page).offset((page - 1) * per_page)
+        base.order_by(Invitation.created_at.desc(), Invitation.id.desc())
+        .limit(per_page)
+        .offset(page_offset(page, per_page))
     ).all()
     return Page(items=[_row(*row) for row in rows], total=total, page=page, per_page=per_page)
 

@@ -47,6 +47,7 @@ from services.clients.queries import (
     list_clinicians,
     list_visible_clients,
 )
+from services.inputs import InputError, check_plausible_date, parse_plausible_date
 from services.surveys.invitations import (
     InvitationError,
     cancel_invitation,
@@ -161,6 +162,10 @@ def timestamp(value: object, name: str) -> datetime:
         raise ApiProblem(f"{name} is not an ISO 8601 date-time, e.g. 2026-03-02T14:00:00+00:00.") from None
     if parsed.tzinfo is None:
         raise ApiProblem(f"{name} needs a UTC offset, e.g. 2026-03-02T14:00:00+00:00 or ...Z.")
+    try:
+        check_plausible_date(parsed)
+    except InputError as exc:
+        raise ApiProblem(f"{name}: {exc}") from None
     return parsed
 
 
@@ -169,9 +174,9 @@ def a_date(value: object, name: str) -> date:
     if not isinstance(value, str):
         raise ApiProblem(f"{name} must be a date string such as 2026-03-02.")
     try:
-        return date.fromisoformat(value.strip())
-    except ValueError:
-        raise ApiProblem(f"{name} is not a date such as 2026-03-02.") from None
+        return parse_plausible_date(value)
+    except InputError as exc:
+        raise ApiProblem(f"{name}: {exc}") from None
 
 
 def appointment_times(data: dict[str, Any]) -> tuple[datetime, datetime]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 from flask import abort, flash, render_template, request, url_for
 from flask_babel import gettext as _
@@ -19,6 +19,7 @@ from services.clients.operations import (
     reschedule_appointment,
 )
 from services.clients.queries import get_appointment_for, get_client_for, get_episode_for, list_appointments
+from services.inputs import parse_plausible_date
 from services.surveys.invitations import (
     MESSAGE_CHANNELS,
     InvitationError,
@@ -82,10 +83,7 @@ def _client_page(appointment: Appointment) -> str:
 def appointments() -> str:
     """One day's appointments (today by default) with check-in, kiosk and link actions."""
     raw = request.args.get("day", "")
-    try:
-        day = date.fromisoformat(raw) if raw else local_today()
-    except ValueError:
-        abort(400)
+    day = parse_plausible_date(raw) if raw else local_today()
     start, end = day_bounds(day)
     results = list_appointments(db_session(), current_account(), start=start, end=end, page=page_arg(), per_page=50)
     here = url_for("frontdesk.appointments", day=day.isoformat(), page=results.page)

@@ -7,7 +7,6 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
-    DateField,
     EmailField,
     HiddenField,
     IntegerField,
@@ -19,6 +18,8 @@ from wtforms import (
 )
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
+
+from web.inputs import PlausibleDateField
 
 LANGUAGE_CHOICES = [SelectChoice("en", _l("English")), SelectChoice("es", _l("Spanish"))]
 
@@ -48,7 +49,7 @@ class EpisodeForm(FlaskForm):
 
     clinician_id = SelectField(_l("Clinician"), coerce=int, validators=[InputRequired()])
     protocol_code = SelectField(_l("Measurement protocol"), validators=[InputRequired()])
-    started_on = DateField(_l("First session on"), validators=[InputRequired()])
+    started_on = PlausibleDateField(_l("First session on"), validators=[InputRequired()])
     goal_1 = StringField(_l("Goal 1"), validators=[Optional(), Length(max=300)])
     goal_2 = StringField(_l("Goal 2"), validators=[Optional(), Length(max=300)])
     goal_3 = StringField(_l("Goal 3"), validators=[Optional(), Length(max=300)])
@@ -57,7 +58,7 @@ class EpisodeForm(FlaskForm):
 class AppointmentForm(FlaskForm):
     """Add or move an appointment (date and time in the practice's time zone)."""
 
-    day = DateField(_l("Date"), validators=[InputRequired()])
+    day = PlausibleDateField(_l("Date"), validators=[InputRequired()])
     at = TimeField(_l("Start time"), validators=[InputRequired()])
     duration_minutes = IntegerField(
         _l("Length in minutes"), default=50, validators=[InputRequired(), NumberRange(min=5, max=480)]

@@ -6,7 +6,7 @@ score. Appointment pages are in appointments.py, imports in calendar_import.py (
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TypedDict
 
 from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
@@ -26,6 +26,7 @@ from services.clients.queries import (
     list_clinicians,
     list_roster,
 )
+from services.inputs import InputError, parse_plausible_date
 from services.surveys.protocols import get_default_protocol, list_protocols
 from services.surveys.queries import invitation_funnel, list_invitations
 from web.access import allow
@@ -240,9 +241,9 @@ def finish_episode(episode_id: int) -> Response:
         abort(400)
     raw = request.form.get("ended_on", "").strip()
     try:
-        ended_on = date.fromisoformat(raw) if raw else local_today()
-    except ValueError:
-        flash(_("Give the last day of the episode as a date."), "error")
+        ended_on = parse_plausible_date(raw) if raw else local_today()
+    except InputError as exc:
+        flash(translate(exc), "error")
         return redirect(back, code=303)
     if ended_on > local_today():
         flash(_("An episode can only be ended today or on a past day."), "error")

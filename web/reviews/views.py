@@ -21,6 +21,7 @@ from services.accounts.models import Role
 from services.audit.operations import record_client_view
 from services.db import utcnow
 from services.i18n import N_
+from services.inputs import InputError, check_plausible_date
 from services.reviews.operations import (
     CHOICE_FIELD,
     CHOICES_BY_KIND,
@@ -206,6 +207,10 @@ def _answers() -> tuple[ReviewAnswers, dict[str, str]]:
             follow_up = date.fromisoformat(raw_date)
         except ValueError:
             raise ReviewError(N_("A follow-up date must be a date (YYYY-MM-DD).")) from None
+        try:
+            check_plausible_date(follow_up)
+        except InputError as exc:
+            raise ReviewError(exc.message) from None
     answers = ReviewAnswers(
         what_happened=form["what_happened"],
         component=form["component"] or form["factor"],
