@@ -27,6 +27,7 @@ SEPARATOR = "\x1f"  # ASCII unit separator; None is "\x1e" so it differs from an
 NULL = "\x1e"
 HEAD_ID = 1
 BATCH = 20_000
+STREAM_CHUNK = 2_000  # rows per chunk PostgreSQL sends while the walk hashes the previous ones
 
 
 def _iso(at: datetime) -> str:
@@ -168,10 +169,11 @@ def chain_rows(
 
 
 def stream_chain_rows(session: Session) -> Generator[Any]:
-    """Every chained row in chain order as plain tuples, streamed in batches (close it when stopping early).
+    """Every chained row in chain order as plain tuples, streamed (close it when stopping early).
 
-    On PostgreSQL the rows come from a server-side cursor on the driver's own connection (inside the session's
-    transaction): plain tuples, without SQLAlchemy's per-row objects, which cost the walk more than the hashing.
+    On PostgreSQL the rows are streamed on the driver's own connection (inside the session's transaction) in
+    chunks: plain tuples without SQLAlchemy's per-row objects (which cost the walk more than the hashing did), and
+    the server keeps sending while the walk hashes, instead of waiting for a cursor's next FETCH.
     """
     connection = session.connection()
     query = select(*hashed_columns(connection.dialect.name)).where(AuditEvent.seq.is_not(None)).order_by(AuditEvent.seq)
@@ -180,10 +182,8 @@ def stream_chain_rows(session: Session) -> Generator[Any]:
         driver = connection.connection.driver_connection
         if driver is None:  # pragma: no cover - a pooled connection always has its driver connection
             raise RuntimeError("no driver connection to stream the audit trail from")
-        with driver.cursor(name="rapport_audit_verify") as cursor:
-            cursor.itersize = BATCH
-            cursor.execute(str(compiled), compiled.params)
-            yield from cursor
+        with driver.cursor() as cursor:
+            yield from cursor.stream(str(compiled), compiled.params, size=STREAM_CHUNK)
         return
     for partition in connection.execution_options(yield_per=BATCH).execute(query).partitions():
         yield from partition
