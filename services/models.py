@@ -1,6 +1,6 @@
 """Imports every table so that metadata is complete (Alembic, tests, create_all)."""
 
-from services.accounts.models import ApiToken, LoginSession, PasswordReset, Role, Team, User
+from services.accounts.models import ApiToken, KioskDevice, LoginSession, PasswordReset, Role, Team, User
 from services.alerts.models import Alert, AlertAction, EscalationNotice, SignalRecord
 from services.audit.models import AuditEvent
 from services.clients.models import Appointment, Client, Episode
@@ -27,6 +27,7 @@ __all__ = [
     "Invitation",
     "InvitationToken",
     "JobRun",
+    "KioskDevice",
     "LoginSession",
     "Notification",
     "PasswordReset",

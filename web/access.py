@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., object])
 
 POLICY_ATTR = "_rapport_policy"
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DECLARED_KEY = "rapport.policies"
 
 # Where each role lands after login, and what "home" means in the navigation.
@@ -161,11 +162,28 @@ def enforce_policy() -> Response | None:
     viewer = current_staff()
     if viewer is None:
         if _wants_json():
-            abort(401)
+            return _api_refusal()
         return _to_login()
     if not policy.admits(viewer.role):
         abort(403)
+    if viewer.via == "api" and viewer.scope != "write" and request.method not in READ_METHODS:
+        from web.errors import error_response
+
+        return error_response(403, message=_("This token may only read; ask an administrator for a write token."))
     return None
+
+
+def _api_refusal() -> Response:
+    """401 in the API's error shape, saying why a bearer token was refused when it was one we issued."""
+    from web.errors import error_response
+    from web.login import refused_token_reason
+
+    reason = refused_token_reason()
+    if reason == "expired":
+        return error_response(401, message=_("This API token has expired. Ask an administrator for a new one."))
+    if reason == "revoked":
+        return error_response(401, message=_("This API token was revoked. Ask an administrator for a new one."))
+    return error_response(401)
 
 
 def _id_arguments() -> dict[str, int]:

@@ -39,6 +39,7 @@ NAVIGATION: dict[Role, list[NavItem]] = {
         NavItem("admin.home", _l("Users")),
         NavItem("admin.operations", _l("Operations")),
         NavItem("admin.audit_trail", _l("Audit trail")),
+        NavItem("admin.api_tokens", _l("API tokens")),
         CRISIS_INFO,
         PRACTICE_SETTINGS,
     ],

@@ -159,6 +159,8 @@ def build_world(session: Session, settings: Settings) -> World:
     session.add_all([review, report])
     session.flush()
     tokens = {name: create_api_token(session, user=user, name=f"matrix-{name}") for name, user in users.items()}
+    # The token the token routes open (revoke): not one the callers use, so revoking it locks no caller out.
+    create_api_token(session, user=users["clinician_same_team"], name="matrix-target")
     session.flush()
     from services.accounts.models import ApiToken
 
