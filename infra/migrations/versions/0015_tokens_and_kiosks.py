@@ -1,4 +1,5 @@
-"""API tokens that expire and carry a scope; kiosk devices as server-side rows that can be listed and revoked
+"""API tokens that expire and carry a scope; kiosk devices as server-side rows that can be listed and revoked;
+an index for the audit trail page's action filter
 
 Existing API tokens keep the write scope they effectively had and expire 90 days after this migration.
 
@@ -35,6 +36,7 @@ def upgrade() -> None:
     with op.batch_alter_table("api_tokens") as batch:
         batch.alter_column("expires_at", existing_type=services.db.UTCDateTime(timezone=True), nullable=False)
     op.create_index("ix_api_tokens_prefix", "api_tokens", ["prefix"])
+    op.create_index("ix_audit_events_action", "audit_events", ["action", "id"])
 
     op.create_table(
         "kiosk_devices",
@@ -56,6 +58,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_audit_events_action", table_name="audit_events")
     op.drop_table("kiosk_devices")
     op.drop_index("ix_api_tokens_prefix", table_name="api_tokens")
     with op.batch_alter_table("api_tokens") as batch:
