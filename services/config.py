@@ -108,6 +108,8 @@ class Settings:
     login_rate_limit: str = "10 per minute;50 per hour"
     token_rate_limit: str = "30 per minute"  # noqa: S105 - a rate, not a secret
     ratelimit_storage_url: str = "memory://"
+    # How many reverse proxies in front of the web server set X-Forwarded-For/-Proto (0: none, trust no header).
+    trusted_proxies: int = 0
     # workflow policy
     risk_window_minutes: int = 60
     ack_window_hours: int = 48
@@ -215,6 +217,7 @@ def load_settings() -> Settings:
         token_rate_limit=_env("RAPPORT_TOKEN_RATE_LIMIT", defaults.token_rate_limit) or defaults.token_rate_limit,
         ratelimit_storage_url=_env("RAPPORT_RATELIMIT_STORAGE_URL")
         or (broker_url if broker_url.startswith("redis") else "memory://"),
+        trusted_proxies=_int("RAPPORT_TRUSTED_PROXIES", defaults.trusted_proxies),
         risk_window_minutes=_int("RAPPORT_RISK_WINDOW_MINUTES", defaults.risk_window_minutes),
         ack_window_hours=_int("RAPPORT_ACK_WINDOW_HOURS", defaults.ack_window_hours),
         review_due_business_days=_int("RAPPORT_REVIEW_DUE_BUSINESS_DAYS", defaults.review_due_business_days),
@@ -223,6 +226,10 @@ def load_settings() -> Settings:
         broker_polling_interval=_float("RAPPORT_BROKER_POLLING_INTERVAL", defaults.broker_polling_interval),
         extra={key: value for key in EXTRA_KEYS if (value := _env(f"RAPPORT_{key.upper()}")) is not None},
     )
+    if not 0 <= settings.trusted_proxies <= 5:
+        raise ConfigError(
+            f"RAPPORT_TRUSTED_PROXIES must be 0 to 5 (proxies in front of Rapport), got {settings.trusted_proxies}"
+        )
     if settings.sms_backend not in {"outbox", "webhook"}:
         raise ConfigError(f"RAPPORT_SMS_BACKEND must be outbox or webhook, got {settings.sms_backend!r}")
     if settings.sms_backend == "webhook" and not (settings.sms_webhook_url and settings.sms_webhook_secret):

@@ -2,6 +2,7 @@
 
 from services.accounts.models import (
     ApiToken,
+    KioskDevice,
     KnownAddress,
     LoginSession,
     PasswordReset,
@@ -37,6 +38,7 @@ __all__ = [
     "Invitation",
     "InvitationToken",
     "JobRun",
+    "KioskDevice",
     "KnownAddress",
     "LoginSession",
     "Notification",

@@ -6,6 +6,10 @@ the endpoint's policy up and refuses the request before the view runs: anonymous
 (401 JSON under /api), wrong role -> 403. An endpoint with no declared policy is refused too (fail closed), and
 a test walks app.url_map so a route without one never ships. Object-level checks (this clinician, this client)
 are done by the scoped queries in services, and the views answer 404 when those return nothing.
+
+``audit_refused_lookup`` (an after_request hook) records every such 404 in one place: when a signed-in staff member
+asks a route for a record by id (pages and API alike) and gets 404, an ``access_refused`` event names the route,
+the method and the ids asked for, so a person probing other caseloads leaves a trail.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., object])
 
 POLICY_ATTR = "_rapport_policy"
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DECLARED_KEY = "rapport.policies"
 
 # Where each role lands after login, and what "home" means in the navigation.
@@ -157,14 +162,74 @@ def enforce_policy() -> Response | None:
     viewer = current_staff()
     if viewer is None:
         if _wants_json():
-            abort(401)
+            return _api_refusal()
         return _to_login()
     if not policy.admits(viewer.role):
         abort(403)
+    if viewer.via == "api" and viewer.scope != "write" and request.method not in READ_METHODS:
+        from web.errors import error_response
+
+        return error_response(403, message=_("This token may only read; ask an administrator for a write token."))
     return None
 
 
+def _api_refusal() -> Response:
+    """401 in the API's error shape, saying why a bearer token was refused when it was one we issued."""
+    from web.errors import error_response
+    from web.login import refused_token_reason
+
+    reason = refused_token_reason()
+    if reason == "expired":
+        return error_response(401, message=_("This API token has expired. Ask an administrator for a new one."))
+    if reason == "revoked":
+        return error_response(401, message=_("This API token was revoked. Ask an administrator for a new one."))
+    return error_response(401)
+
+
+def _id_arguments() -> dict[str, int]:
+    """The id arguments of the matched route (those named *_id), as given in the URL."""
+    args = request.view_args or {}
+    return {name: value for name, value in args.items() if name.endswith("_id") and isinstance(value, int)}
+
+
+def audit_refused_lookup(response: Response) -> Response:
+    """after_request: audit a 404 answered to signed-in staff on a route that opens a record by id."""
+    from web.login import loaded_staff
+
+    if response.status_code != 404 or request.url_rule is None or request.endpoint is None:
+        return response
+    ids = _id_arguments()
+    viewer = loaded_staff()
+    if not ids or viewer is None:
+        return response
+    policy = policy_for(current_app, request.endpoint)
+    if policy is None or policy.public:
+        return response
+    from services.audit.operations import record_refused_lookup
+    from web.limiter import client_ip
+    from web.request_db import commit, db_session, rollback
+
+    try:
+        rollback()  # nothing the refused request did is kept; only the audit event is written
+        record_refused_lookup(
+            db_session(),
+            actor_id=viewer.id,
+            route=request.url_rule.rule,
+            method=request.method,
+            ids=ids,
+            via=viewer.via,
+            ip=client_ip(),
+        )
+        commit()
+    except Exception:
+        # The refusal itself stands; a database that cannot take the event must not turn the 404 into a 500.
+        log.exception("could not audit a refused look-up of %s", request.path)
+        rollback()
+    return response
+
+
 def init_app(app: Flask) -> None:
-    """Install the policy check and declare Flask's static route public."""
+    """Install the policy check, the audit of refused look-ups, and declare Flask's static route public."""
     declare(app, "static", PUBLIC)
     app.before_request(enforce_policy)
+    app.after_request(audit_refused_lookup)

@@ -85,9 +85,20 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.extensions[EXTENSION_KEY] = RapportState(settings=settings, database=database)
     _configure_flask(app, settings)
     _configure_enqueueing(settings)
+    if settings.trusted_proxies:
+        # Behind N proxies (infra/nginx/), the client's address and scheme are the Nth from the right of the
+        # X-Forwarded-* headers, which each proxy appends to: rate limits and audit rows see the client, not nginx.
+        # Without proxies nothing is trusted, so a client cannot choose its own address with a header.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0, x_port=0, x_prefix=0)  # type: ignore[method-assign]
 
     from web import access, errors, i18n, inputs, layout, login, request_db, security
-    from web.admin import crisis as _admin_crisis  # noqa: F401  (its routes join the admin blueprint)
+    from web.admin import api_tokens as _admin_api_tokens  # noqa: F401  (its routes join the admin blueprint)
+    from web.admin import audit as _admin_audit  # noqa: F401  (the same)
+    from web.admin import crisis as _admin_crisis  # noqa: F401  (the same)
+    from web.admin import kiosks as _admin_kiosks  # noqa: F401  (the same)
     from web.admin import practice as _admin_practice  # noqa: F401  (the same)
     from web.admin.views import bp as admin_bp
     from web.api.views import bp as api_bp

@@ -211,10 +211,18 @@ def api_token() -> None:
 
 @api_token.command("create")
 @click.option("--email", required=True, help="The staff account the token acts as.")
-@click.option("--name", default="api", show_default=True)
-def api_token_create(email: str, name: str) -> None:
-    """Create an API token and print it once."""
-    from services.accounts.operations import create_api_token
+@click.option(
+    "--scope",
+    type=click.Choice(["read", "write"]),
+    default="read",
+    show_default=True,
+    help="read: GET only; write: also the changes the account's role may make.",
+)
+@click.option("--expires-days", type=click.IntRange(1, 730), default=90, show_default=True)
+@click.option("--name", default="api", show_default=True, help="What the token is for (shown to admins).")
+def api_token_create(email: str, scope: str, expires_days: int, name: str) -> None:
+    """Create an API token and print it once (the last line of the output)."""
+    from services.accounts.operations import AccountError, create_api_token
     from services.accounts.queries import get_user_by_email
 
     settings = _settings()
@@ -222,7 +230,33 @@ def api_token_create(email: str, name: str) -> None:
         owner = get_user_by_email(session, email)
         if owner is None:
             raise click.ClickException(f"no user with email {email}")
-        click.echo(create_api_token(session, user=owner, name=name))
+        try:
+            raw = create_api_token(session, user=owner, name=name, scope=scope, expires_days=expires_days)
+        except AccountError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"{scope} token for {owner.email}, valid {expires_days} days; store it now, it is not shown again:", err=True
+    )
+    click.echo(raw)
+
+
+@api_token.command("revoke")
+@click.argument("token")
+def api_token_revoke(token: str) -> None:
+    """Revoke a token by its id or by the start of the token (at least 6 characters, e.g. rpt_AbCdEf)."""
+    from services.accounts.operations import find_api_tokens, revoke_api_token
+
+    settings = _settings()
+    with get_database(settings.database_url).unit_of_work() as session:
+        found = find_api_tokens(session, token)
+        if not found:
+            raise click.ClickException(f"no API token with id or prefix {token!r}")
+        if len(found) > 1:
+            ids = ", ".join(str(row.id) for row in found)
+            raise click.ClickException(f"{token!r} matches tokens {ids}; revoke one by its id")
+        row = found[0]
+        changed = revoke_api_token(session, row, actor_id=None)
+        click.echo(f"token {row.id} ({row.prefix}…, {row.name}) " + ("revoked" if changed else "was already revoked"))
 
 
 @cli.group()

@@ -18,16 +18,18 @@ from sqlalchemy import select
 
 from services.accounts.models import LoginSession, User
 from services.accounts.operations import (
+    TokenHolder,
+    authenticate_api_token,
     end_login_session,
     resume_login_session,
     token_digest,
-    user_for_api_token,
 )
 from web.app import current_settings
 from web.request_db import commit, db_session
 
 SESSION_TOKEN_KEY = "login_session"  # noqa: S105 - a session key name, not a secret
 _ENDED_FLAG = "_rapport_login_session_ended"
+_TOKEN_REFUSAL = "_rapport_api_token_refused"  # noqa: S105 - a g attribute name, not a secret
 
 login_manager = LoginManager()
 # The LoginSession row is the source of truth; Flask-Login's own session bookkeeping is not used.
@@ -37,9 +39,10 @@ login_manager.session_protection = None
 class StaffUser(UserMixin):
     """The Flask-Login face of a staff account."""
 
-    def __init__(self, account: User, *, via: str) -> None:
+    def __init__(self, account: User, *, via: str, scope: str = "write") -> None:
         self.account = account
         self.via = via  # "session" or "api"
+        self.scope = scope  # an API token's scope; a browser session may do what its role may
 
     def get_id(self) -> str:
         """The account id as Flask-Login wants it."""
@@ -84,9 +87,12 @@ def _load_staff(request: Request) -> StaffUser | None:
         raw = _bearer_token(request)
         if raw is None:
             return None
-        account = user_for_api_token(db_session(), raw)
+        holder = authenticate_api_token(db_session(), raw)
         commit(idempotent=True)  # the token's last_used_at, before the handler's own unit of work starts
-        return StaffUser(account, via="api") if account is not None else None
+        if not isinstance(holder, TokenHolder):
+            setattr(g, _TOKEN_REFUSAL, holder)
+            return None
+        return StaffUser(holder.user, via="api", scope=holder.scope)
     token = session.get(SESSION_TOKEN_KEY)
     if not isinstance(token, str) or not token:
         return None
@@ -128,6 +134,12 @@ def current_account() -> User:
     if staff is None:
         raise RuntimeError("current_account() called on a request without a signed-in user")
     return staff.account
+
+
+def refused_token_reason() -> str | None:
+    """Why this request's bearer token was refused ("expired", "revoked", "unknown", "inactive"), or None."""
+    reason = g.get(_TOKEN_REFUSAL)
+    return reason if isinstance(reason, str) else None
 
 
 def ended_session_reason() -> str | None:

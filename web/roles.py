@@ -30,6 +30,7 @@ class NavItem:
 CASE_REVIEWS = NavItem("reviews.agenda", _l("Case reviews"))
 CRISIS_INFO = NavItem("admin.crisis", _l("Crisis information"))
 PRACTICE_SETTINGS = NavItem("admin.practice_settings", _l("Settings"))
+KIOSKS = NavItem("admin.kiosks", _l("Kiosks"))
 NAVIGATION: dict[Role, list[NavItem]] = {
     Role.FRONT_DESK: [NavItem("frontdesk.home", _l("Clients"))],
     Role.CLINICIAN: [NavItem("clinician.home", _l("My caseload"))],
@@ -38,6 +39,9 @@ NAVIGATION: dict[Role, list[NavItem]] = {
     Role.ADMIN: [
         NavItem("admin.home", _l("Users")),
         NavItem("admin.operations", _l("Operations")),
+        NavItem("admin.audit_trail", _l("Audit trail")),
+        NavItem("admin.api_tokens", _l("API tokens")),
+        KIOSKS,
         CRISIS_INFO,
         PRACTICE_SETTINGS,
     ],

@@ -1,11 +1,11 @@
-"""Account tables: teams, users, login sessions, password resets, API tokens, second factors."""
+"""Account tables: teams, users, login sessions, password resets, API tokens, second factors, kiosk devices."""
 
 from __future__ import annotations
 
 import enum
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from services.db import Base, UTCDateTime, utcnow
@@ -116,22 +116,36 @@ class PasswordReset(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class TokenScope(enum.StrEnum):
+    """What an API token may do: read only (GET and HEAD), or also write."""
+
+    READ = "read"
+    WRITE = "write"
+
+
 class ApiToken(Base):
-    """A bearer token for the JSON API, created by an admin; only its hash is stored."""
+    """A bearer token for the JSON API; only its hash is stored. It expires, and an admin can revoke it."""
 
     __tablename__ = "api_tokens"
-    __table_args__ = (Index("ix_api_tokens_active", "user_id", "revoked_at"),)
+    __table_args__ = (
+        Index("ix_api_tokens_active", "user_id", "revoked_at"),
+        Index("ix_api_tokens_prefix", "prefix"),
+        CheckConstraint("scope IN ('read', 'write')", name="scope"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     name: Mapped[str] = mapped_column(String(120))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(12))
+    scope: Mapped[str] = mapped_column(String(10), default=TokenScope.WRITE.value, server_default="write")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
-    user: Mapped[User] = relationship()
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
 
 
 class TwoFactor(Base):
@@ -178,3 +192,23 @@ class KnownAddress(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     address_hash: Mapped[str] = mapped_column(String(64))
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class KioskDevice(Base):
+    """A paired waiting-room tablet. Its cookie carries the row id and a secret that is rotated as it is used; the
+    row keeps the secret's hash (and the one before, for requests already in flight) and a hash of the browser's
+    User-Agent, so a copied cookie stops working once the tablet has moved on, and on a different browser at once."""
+
+    __tablename__ = "kiosk_devices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(60))
+    paired_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    paired_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    previous_secret_hash: Mapped[str | None] = mapped_column(String(64))
+    secret_rotated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    user_agent_hash: Mapped[str] = mapped_column(String(64))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

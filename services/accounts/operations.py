@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from services.accounts.models import LANGUAGES, ApiToken, LoginSession, PasswordReset, Role, Team, User
+from services.accounts.models import LANGUAGES, ApiToken, LoginSession, PasswordReset, Role, Team, TokenScope, User
 from services.accounts.passwords import (
     DUMMY_HASH,
     check_password_strength,
@@ -238,27 +238,112 @@ def end_all_login_sessions(session: Session, user_id: int, *, reason: str) -> in
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def create_api_token(session: Session, *, user: User, name: str = "api") -> str:
+API_TOKEN_DAYS = 90
+API_TOKEN_MAX_DAYS = 730
+LAST_USED_EVERY = timedelta(minutes=1)  # last_used_at is written at most this often per token
+
+
+def create_api_token(
+    session: Session,
+    *,
+    user: User,
+    name: str = "api",
+    scope: str = TokenScope.WRITE.value,
+    expires_days: int = API_TOKEN_DAYS,
+    actor_id: int | None = None,
+) -> str:
     """Create a bearer token for user; returns the raw token, shown once and stored only as a hash."""
+    if scope not in {s.value for s in TokenScope}:
+        raise AccountError("A token's scope is read or write, not %(scope)s.", code="bad_scope", scope=scope)
+    if not 1 <= expires_days <= API_TOKEN_MAX_DAYS:
+        raise AccountError("A token lasts from 1 to %(most)d days.", code="bad_expiry", most=API_TOKEN_MAX_DAYS)
     raw = "rpt_" + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user.id, name=name, token_hash=token_digest(raw), prefix=raw[:10]))
-    record_event(session, action="api_token_created", actor_id=user.id, detail={"name": name})
+    now = utcnow()
+    token = ApiToken(
+        user_id=user.id,
+        name=name[:120],
+        token_hash=token_digest(raw),
+        prefix=raw[:10],
+        scope=scope,
+        created_at=now,
+        expires_at=now + timedelta(days=expires_days),
+    )
+    session.add(token)
+    session.flush()
+    record_event(
+        session,
+        action="api_token_created",
+        actor_id=actor_id if actor_id is not None else user.id,
+        actor_label=None if actor_id is not None else "command line",
+        subject_type="api_token",
+        subject_id=token.id,
+        detail={"name": token.name, "owner_id": user.id, "scope": scope, "expires_days": expires_days},
+    )
     session.flush()
     return raw
 
 
-def user_for_api_token(session: Session, raw: str) -> User | None:
-    """The active user behind a bearer token, or None."""
-    token = session.scalar(
-        select(ApiToken).where(ApiToken.token_hash == token_digest(raw), ApiToken.revoked_at.is_(None))
-    )
+@dataclass(frozen=True)
+class TokenHolder:
+    """Who an API token acts as, and what it may do."""
+
+    user: User
+    token_id: int
+    scope: str
+
+
+def authenticate_api_token(session: Session, raw: str, *, now: datetime | None = None) -> TokenHolder | str:
+    """The active user behind a live bearer token, or why it is refused ("unknown", "expired", "revoked", "inactive").
+
+    last_used_at is written at most once a minute per token (a busy integration does not write on every call).
+    """
+    now = now or utcnow()
+    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_digest(raw)))
     if token is None:
-        return None
+        return "unknown"
+    if token.revoked_at is not None:
+        return "revoked"
+    if token.expires_at <= now:
+        return "expired"
     user = session.get(User, token.user_id)
     if user is None or not user.active:
-        return None
-    token.last_used_at = utcnow()
-    return user
+        return "inactive"
+    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_EVERY:
+        token.last_used_at = now
+    return TokenHolder(user=user, token_id=token.id, scope=token.scope)
+
+
+def find_api_tokens(session: Session, key: str) -> list[ApiToken]:
+    """The tokens a revoke names: by id (digits) or by the start of the token as printed (at least 6 characters)."""
+    key = key.strip()
+    if key.isdigit() and int(key) < 2**31:
+        found = session.get(ApiToken, int(key))
+        return [found] if found is not None else []
+    if len(key) < 6:
+        return []
+    prefix = key[:10]
+    candidates = session.scalars(select(ApiToken).where(ApiToken.prefix == prefix).order_by(ApiToken.id))
+    return [token for token in candidates if key.startswith(token.prefix) or token.prefix.startswith(key)]
+
+
+def revoke_api_token(session: Session, token: ApiToken, *, actor_id: int | None, ip: str | None = None) -> bool:
+    """Revoke a token at once (it gets 401 from its next call); False when it was already revoked."""
+    if token.revoked_at is not None:
+        return False
+    token.revoked_at = utcnow()
+    token.revoked_by_id = actor_id
+    record_event(
+        session,
+        action="api_token_revoked",
+        actor_id=actor_id,
+        actor_label=None if actor_id is not None else "command line",
+        subject_type="api_token",
+        subject_id=token.id,
+        ip=ip,
+        detail={"name": token.name, "owner_id": token.user_id},
+    )
+    session.flush()
+    return True
 
 
 # --- editing accounts ------------------------------------------------------------------------------------------

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Table, Text, cast, func, select, type_coerce, update
+from sqlalchemy import ColumnElement, Table, Text, cast, func, literal, select, type_coerce, update
 from sqlalchemy.orm import Session
 
 from services.audit.models import AuditChain, AuditEvent
@@ -26,6 +27,7 @@ SEPARATOR = "\x1f"  # ASCII unit separator; None is "\x1e" so it differs from an
 NULL = "\x1e"
 HEAD_ID = 1
 BATCH = 20_000
+STREAM_CHUNK = 2_000  # rows per chunk PostgreSQL sends while the walk hashes the previous ones
 
 
 def _iso(at: datetime) -> str:
@@ -44,6 +46,16 @@ def _field(value: object) -> str:
     return NULL if value is None else str(value)
 
 
+def link_hash(prev_hash: str, fields: Iterable[str]) -> str:
+    """The one definition of a row's hash: SHA-256 of the previous hash and the row's fields as text, unit-separated.
+
+    The fields are, in order: seq, at (naive UTC ISO text with microseconds), actor_id, actor_label, action,
+    subject_type, subject_id, client_id, ip, detail (the stored JSON text); None is NULL. The writer renders them
+    with _field, the verifier asks the database for the same text (hashed_columns), so both hash identical bytes.
+    """
+    return hashlib.sha256(SEPARATOR.join((prev_hash, *fields)).encode()).hexdigest()
+
+
 def event_hash(
     prev_hash: str,
     *,
@@ -58,9 +70,9 @@ def event_hash(
     ip: str | None,
     detail_json: str,
 ) -> str:
-    """The SHA-256 of the previous hash and a row's fields (unit-separated; text never holds control characters)."""
+    """The hash of a row from its values (text never holds control characters)."""
     fields = (seq, _iso(at), actor_id, actor_label, action, subject_type, subject_id, client_id, ip, detail_json)
-    return hashlib.sha256(SEPARATOR.join([prev_hash, *map(_field, fields)]).encode()).hexdigest()
+    return link_hash(prev_hash, map(_field, fields))
 
 
 def link_event(session: Session, event: AuditEvent) -> None:
@@ -104,37 +116,51 @@ class ChainReport:
         return self.problem is None
 
 
+def _as_text(column: Any) -> ColumnElement[str]:
+    """A column as _field renders it: its text, or NULL for None."""
+    return func.coalesce(cast(column, Text), literal(NULL, Text))
+
+
+def hashed_columns(dialect: str) -> tuple[Any, ...]:
+    """id, seq, the hashed fields after seq rendered as text by the database (exactly as _field and _iso would), hash.
+
+    Rendering in the database spares the walk a datetime, an int and a str conversion per field and row: the
+    verifier only joins and hashes the strings it gets.
+    """
+    if dialect == "postgresql":
+        at = func.to_char(func.timezone("UTC", AuditEvent.at), literal('YYYY-MM-DD"T"HH24:MI:SS.US', Text))
+    else:  # SQLite keeps SQLAlchemy's text "YYYY-MM-DD HH:MM:SS.ffffff" (naive UTC, always with microseconds)
+        at = func.replace(cast(type_coerce(AuditEvent.at, Text), Text), " ", "T")
+    return (
+        AuditEvent.id,
+        AuditEvent.seq,
+        at,
+        _as_text(AuditEvent.actor_id),
+        _as_text(AuditEvent.actor_label),
+        AuditEvent.action,
+        _as_text(AuditEvent.subject_type),
+        _as_text(AuditEvent.subject_id),
+        _as_text(AuditEvent.client_id),
+        _as_text(AuditEvent.ip),
+        cast(AuditEvent.detail, Text),  # the stored JSON text, hashed as it is (no parse, no re-encoding)
+        AuditEvent.row_hash,
+    )
+
+
 def chain_rows(
     rows: Iterable[Any], *, start_hash: str = GENESIS, start_seq: int = 0
 ) -> tuple[int, str, ChainReport | None]:
-    """Check rows (id, seq, at, ..., detail, row_hash) in chain order: (count, last hash, first problem or None)."""
+    """Check rows (id, seq, the fields as text..., row_hash) in chain order: (count, last hash, first problem)."""
     prev_hash = start_hash
     expected = start_seq + 1
     count = 0
-    sha256, sep, null = hashlib.sha256, SEPARATOR, NULL
-    for row in rows:
-        (row_id, seq, at, actor_id, actor_label, action, subject_type, subject_id, client_id, ip, detail, stored) = row
+    digest_of = link_hash
+    for row_id, seq, *fields, stored in rows:
         count += 1
         if seq != expected:
             problem = f"row missing before position {seq}" if seq > expected else f"position {seq} out of order"
             return count, prev_hash, ChainReport(count, row_id, seq, problem)
-        # event_hash, inlined: the walk of a million rows spends most of its time here.
-        text = sep.join(
-            (
-                prev_hash,
-                str(seq),
-                _iso(at),
-                null if actor_id is None else str(actor_id),
-                null if actor_label is None else actor_label,
-                action,
-                null if subject_type is None else subject_type,
-                null if subject_id is None else str(subject_id),
-                null if client_id is None else str(client_id),
-                null if ip is None else ip,
-                detail,
-            )
-        )
-        digest = sha256(text.encode()).hexdigest()
+        digest = digest_of(prev_hash, (str(seq), *fields))
         if digest != stored:
             return count, prev_hash, ChainReport(count, row_id, seq, "content or link does not match its hash")
         prev_hash = digest
@@ -142,40 +168,37 @@ def chain_rows(
     return count, prev_hash, None
 
 
+def stream_chain_rows(session: Session) -> Generator[Any]:
+    """Every chained row in chain order as plain tuples, streamed (close it when stopping early).
+
+    On PostgreSQL the rows are streamed on the driver's own connection (inside the session's transaction) in
+    chunks: plain tuples without SQLAlchemy's per-row objects (which cost the walk more than the hashing did), and
+    the server keeps sending while the walk hashes, instead of waiting for a cursor's next FETCH.
+    """
+    connection = session.connection()
+    query = select(*hashed_columns(connection.dialect.name)).where(AuditEvent.seq.is_not(None)).order_by(AuditEvent.seq)
+    if connection.dialect.name == "postgresql":
+        compiled = query.compile(dialect=connection.dialect)
+        driver = connection.connection.driver_connection
+        if driver is None:  # pragma: no cover - a pooled connection always has its driver connection
+            raise RuntimeError("no driver connection to stream the audit trail from")
+        with driver.cursor() as cursor:
+            yield from cursor.stream(str(compiled), compiled.params, size=STREAM_CHUNK)
+        return
+    for partition in connection.execution_options(yield_per=BATCH).execute(query).partitions():
+        yield from partition
+
+
 def verify_chain(session: Session) -> ChainReport:
     """Walk the whole trail in chain order and report the first row that breaks it."""
     unchained = session.scalar(select(func.min(AuditEvent.id)).where(AuditEvent.seq.is_(None)))
     if unchained is not None:
         return ChainReport(0, unchained, None, "row written outside the chain")
-    columns = (
-        AuditEvent.id,
-        AuditEvent.seq,
-        type_coerce(AuditEvent.at, DateTime()),  # as stored: the walk converts it once, in _iso
-        AuditEvent.actor_id,
-        AuditEvent.actor_label,
-        AuditEvent.action,
-        AuditEvent.subject_type,
-        AuditEvent.subject_id,
-        AuditEvent.client_id,
-        AuditEvent.ip,
-        cast(AuditEvent.detail, Text),  # the stored JSON text, hashed as it is (no parse, no re-encoding)
-        AuditEvent.row_hash,
-    )
-    connection = session.connection()  # Core rows: the ORM's per-row bookkeeping would double the walk's time
-    total = 0
-    last_hash = GENESIS
-    last_seq = 0
-    while True:
-        batch = connection.execute(
-            select(*columns).where(AuditEvent.seq > last_seq).order_by(AuditEvent.seq).limit(BATCH)
-        ).all()
-        if not batch:
-            break
-        count, last_hash, problem = chain_rows(batch, start_hash=last_hash, start_seq=last_seq)
-        if problem is not None:
-            return ChainReport(total + count, problem.bad_id, problem.bad_seq, problem.problem)
-        total += count
-        last_seq = int(batch[-1][1] or 0)
+    with closing(stream_chain_rows(session)) as rows:
+        total, last_hash, problem = chain_rows(rows)
+    if problem is not None:
+        return problem
+    last_seq = total
     head = session.execute(select(AuditChain.seq, AuditChain.last_hash).where(AuditChain.id == HEAD_ID)).one_or_none()
     if head is None:
         return ChainReport(total, None, None, "the chain's head row is missing")

@@ -19,6 +19,7 @@ class AuditEvent(Base):
         Index("ix_audit_events_client", "client_id", "at"),
         Index("ix_audit_events_actor", "actor_id", "at"),
         Index("ix_audit_events_seq", "seq", unique=True),
+        Index("ix_audit_events_action", "action", "id"),  # the trail page's action filter, newest first
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

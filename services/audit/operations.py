@@ -56,6 +56,44 @@ def record_client_view(
     )
 
 
+MAX_ROW_ID = 2**31 - 1  # the audit trail's subject and client columns are 32-bit integers
+# Which record kind an id argument names, for the refused look-up's subject (the first one given wins).
+SUBJECT_OF_ARGUMENT = {
+    "client_id": "client",
+    "episode_id": "episode",
+    "appointment_id": "appointment",
+    "invitation_id": "invitation",
+    "alert_id": "alert",
+    "review_id": "review",
+    "report_id": "report",
+    "user_id": "user",
+    "token_id": "api_token",
+    "device_id": "kiosk_device",
+}
+
+
+def record_refused_lookup(
+    session: Session, *, actor_id: int, route: str, method: str, ids: dict[str, int], via: str, ip: str | None
+) -> AuditEvent:
+    """Audit that a staff member asked for a record by id and was refused (outside their caseload, or no such id)."""
+    from services.clients.models import Client
+
+    name, value = next(iter(ids.items()))
+    client_id = ids.get("client_id")
+    if client_id is not None and (client_id > MAX_ROW_ID or session.get(Client, client_id) is None):
+        client_id = None  # a client id that names no client is still recorded, in the detail only
+    return record_event(
+        session,
+        action="access_refused",
+        actor_id=actor_id,
+        subject_type=SUBJECT_OF_ARGUMENT.get(name, name.removesuffix("_id")),
+        subject_id=value if 0 < value <= MAX_ROW_ID else None,
+        client_id=client_id,
+        ip=ip,
+        detail={"route": route, "method": method, "ids": {key: str(number) for key, number in ids.items()}, "via": via},
+    )
+
+
 def alert_admins_of_broken_chain(session: Session, *, day: str, link: str, practice: str) -> list[int]:
     """Queue one email per active admin saying the audit chain is broken (once per day); returns the ids."""
     from sqlalchemy import select

@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import http.client
 import io
-import ipaddress
 import re
 import socket
 import ssl
@@ -44,6 +43,7 @@ from services.clients.operations import (
 )
 from services.i18n import N_, Message
 from services.inputs import InputError, check_plausible_date, control_character_in, normalise_email_address
+from services.ssrf import is_public_address
 from services.surveys.policy import InvitationPolicy
 
 MAX_ROWS = 5000
@@ -445,8 +445,7 @@ def _public_address(host: str, port: int, *, allow_private: bool) -> str:
         raise ImportFileError(Message("The calendar's host %(host)r could not be found.", host=host))
     if not allow_private:
         for address in addresses:
-            ip = ipaddress.ip_address(str(address).split("%")[0])
-            if not ip.is_global or ip.is_multicast:
+            if not is_public_address(str(address)):
                 raise ImportFileError(
                     N_("That address is inside a private network; calendar imports fetch only public addresses.")
                 )

@@ -41,7 +41,7 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded]:
 
 def _api_token(instance: Embedded, email: str) -> str:
     out = subprocess.run(
-        [str(Path(sys.executable).parent / "rapport"), "api-token", "create", "--email", email],
+        [str(Path(sys.executable).parent / "rapport"), "api-token", "create", "--email", email, "--scope", "write"],
         env=instance.env(),
         capture_output=True,
         text=True,

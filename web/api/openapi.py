@@ -53,7 +53,8 @@ def openapi_document(base_url: str) -> dict[str, Any]:
             "version": "1",
             "description": (
                 "JSON API of Rapport. Authenticate with a bearer token created by an administrator "
-                "(`rapport api-token create --email E`). Errors are JSON objects with an `error` member."
+                "(`rapport api-token create --email E [--scope read|write] [--expires-days N]`; a read token may "
+                "only GET). Errors are JSON objects with an `error` member."
             ),
         },
         "servers": [{"url": f"{base_url.rstrip('/')}/api/v1"}],

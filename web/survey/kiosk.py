@@ -1,8 +1,10 @@
 """The waiting-room kiosk: a paired tablet that shows a locked start screen and runs one client's survey at a time.
 
-Pairing: a front-desk or admin user signs in on the tablet, opens /kiosk/pair and confirms. The tablet gets a
-long-lived signed cookie naming a random device id, and the staff member is signed out on that tablet, so the
-tablet holds no staff session at all. The start screen offers the oldest kiosk invitation nobody has picked up;
+Pairing: a front-desk or admin user signs in on the tablet, opens /kiosk/pair and confirms. The tablet becomes a
+row (services.accounts.kiosks: listed and revocable on Admin → Kiosks) and gets a signed cookie with the row id and
+a secret that is rotated as it is used and bound to the browser's User-Agent; the cookie lasts KIOSK_IDLE and is
+renewed with use. The staff member is signed out on that tablet, so the tablet holds no staff session at all.
+The start screen offers the oldest kiosk invitation nobody has picked up;
 tapping Start claims it with a conditional update (two tablets cannot take the same one) and puts its id in a
 short-lived signed cookie bound to the device. The survey pages link nowhere but back to the start screen, and
 return there after a submit or after a quiet spell (static/kiosk-timeout.js warns first; a meta refresh without JS).
@@ -10,18 +12,17 @@ return there after a submit or after a quiet spell (static/kiosk-timeout.js warn
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import redirect, request, url_for
+from flask import after_this_request, g, redirect, request, url_for
 from flask_babel import get_locale
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
+from services.accounts.kiosks import KIOSK_IDLE, pair_kiosk, resume_kiosk
 from services.accounts.models import Role
-from services.audit.operations import record_event
 from services.db import utcnow
 from services.surveys.submission import (
     LinkState,
@@ -40,9 +41,9 @@ from web.survey.views import bp
 
 DEVICE_COOKIE = "rapport_kiosk"
 RUN_COOKIE = "rapport_kiosk_run"
-DEVICE_SALT = "rapport.kiosk.device.v1"
+DEVICE_SALT = "rapport.kiosk.device.v2"
 RUN_SALT = "rapport.kiosk.run.v1"
-DEVICE_MAX_AGE = int(timedelta(days=180).total_seconds())
+DEVICE_MAX_AGE = int(KIOSK_IDLE.total_seconds())
 RUN_MAX_AGE = int(timedelta(hours=3).total_seconds())
 IDLE_SECONDS = 180  # a survey page left alone this long goes back to the locked start screen
 POLL_SECONDS = 5
@@ -61,8 +62,11 @@ def _serializer(salt: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_settings().secret_key, salt=salt)
 
 
-def paired_device() -> Device | None:
-    """The kiosk this request comes from, or None when the device was never paired (or the cookie is forged)."""
+def _device_cookie(device_id: int, secret: str) -> str:
+    return str(_serializer(DEVICE_SALT).dumps({"d": device_id, "s": secret}))
+
+
+def _check_device() -> Device | None:
     raw = request.cookies.get(DEVICE_COOKIE)
     if not raw:
         return None
@@ -70,9 +74,42 @@ def paired_device() -> Device | None:
         payload: Any = _serializer(DEVICE_SALT).loads(raw, max_age=DEVICE_MAX_AGE)
     except BadSignature:
         return None
-    if not isinstance(payload, dict) or not isinstance(payload.get("d"), str):
+    if not isinstance(payload, dict) or not isinstance(payload.get("d"), int) or not isinstance(payload.get("s"), str):
         return None
-    return Device(id=payload["d"], label=str(payload.get("n", "")))
+    check = resume_kiosk(
+        db_session(),
+        device_id=payload["d"],
+        secret=payload["s"],
+        user_agent=request.headers.get("User-Agent"),
+        ip=client_ip(),
+    )
+    commit(idempotent=True)  # last seen, a rotated secret or a refusal's audit row, before the route's own work
+    if check.device is None:
+
+        @after_this_request
+        def forget(response: Response) -> Response:
+            response.delete_cookie(DEVICE_COOKIE, path=COOKIE_PATH, httponly=True, samesite="Strict")
+            return response
+
+        return None
+    if check.new_secret is not None:
+        cookie = _device_cookie(check.device.id, check.new_secret)
+
+        @after_this_request
+        def renew(response: Response) -> Response:
+            _set_cookie(response, DEVICE_COOKIE, cookie, DEVICE_MAX_AGE)  # a new secret, and the lifetime slides
+            return response
+
+    return Device(id=str(check.device.id), label=check.device.name)
+
+
+def paired_device() -> Device | None:
+    """The kiosk this request comes from, or None when it was never paired, was revoked or expired, or the cookie
+    is forged or a copy (another browser, or a secret the tablet has moved on from). Checked once per request."""
+    if "rapport_kiosk_device" not in g:
+        g.rapport_kiosk_device = _check_device()
+    device: Device | None = g.rapport_kiosk_device
+    return device
 
 
 @dataclass(frozen=True)
@@ -224,19 +261,16 @@ def kiosk_pair() -> Response:
     if request.method == "GET":
         return survey_page("survey/kiosk_pair.html", _language())
     label = (request.form.get("label") or "").strip()[:60] or "Kiosk"
-    device_id = secrets.token_urlsafe(16)
     account = current_account()
-    record_event(
+    device, secret = pair_kiosk(
         db_session(),
-        action="kiosk_paired",
-        actor_id=account.id,
-        subject_type="kiosk",
+        name=label,
+        paired_by_id=account.id,
+        user_agent=request.headers.get("User-Agent"),
         ip=client_ip(),
-        detail={"device": device_id, "label": label},
     )
     end_browser_session()
     commit()
     response = redirect(url_for("survey.kiosk"), code=303)
-    value = _serializer(DEVICE_SALT).dumps({"d": device_id, "n": label, "by": account.id})
-    _set_cookie(response, DEVICE_COOKIE, str(value), DEVICE_MAX_AGE)
+    _set_cookie(response, DEVICE_COOKIE, _device_cookie(device.id, secret), DEVICE_MAX_AGE)
     return _clear_run(response)

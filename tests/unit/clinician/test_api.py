@@ -125,7 +125,11 @@ def test_actions_are_recorded_audited_and_acknowledging_twice_is_harmless(
     assert again.status_code == 409
     audited = [
         e.action
-        for e in session.scalars(select(AuditEvent).where(AuditEvent.subject_id == alert.id).order_by(AuditEvent.id))
+        for e in session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.subject_type == "alert", AuditEvent.subject_id == alert.id)
+            .order_by(AuditEvent.id)
+        )
     ]
     assert audited == ["alert_acknowledged", "alert_note", "alert_repair_step", "alert_resolved"]
 

@@ -314,6 +314,13 @@ def test_a_bad_source_name_is_refused(session: Session) -> None:
         ("http://169.254.169.254/latest/meta-data", "private network"),
         ("http://[::1]/cal.ics", "private network"),
         ("http://0.0.0.0/", "private network"),
+        # IPv6 forms that carry a loopback or private IPv4 address inside them
+        ("http://[::ffff:127.0.0.1]/cal.ics", "private network"),
+        ("http://[::127.0.0.1]/cal.ics", "private network"),
+        ("http://[64:ff9b::7f00:1]/cal.ics", "private network"),
+        ("http://[64:ff9b::a01:203]/cal.ics", "private network"),
+        ("http://[2002:7f00:1::]/cal.ics", "private network"),
+        ("http://[2002:a9fe:a9fe::1]/latest/meta-data", "private network"),
         ("https://example.test:99999/", "invalid port"),
     ],
 )

@@ -24,6 +24,7 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session
 from werkzeug.routing import Rule
 
+from services.accounts.kiosks import pair_kiosk
 from services.accounts.models import User
 from services.accounts.operations import create_api_token
 from services.alerts.models import Alert
@@ -46,6 +47,7 @@ ID_KINDS = {
     "report_id": "report",
     "user_id": "user",
     "token_id": "api_token",
+    "device_id": "kiosk_device",
 }
 # Arguments that are not ids, with a value that exercises the route.
 OTHER_ARGUMENTS = {"lang": "es", "filename": "rapport.css", "key": "survey_link_hours"}
@@ -62,6 +64,7 @@ HOLDERS: dict[str, frozenset[str]] = {
     "report": frozenset({"manager", "manager_not_reviewer", "admin"}),
     "user": frozenset({"admin"}),
     "api_token": frozenset({"admin"}),
+    "kiosk_device": frozenset({"front_desk", "admin"}),
 }
 # Endpoints narrower than their kind: only the session's own clinician rates the partnership.
 ENDPOINT_HOLDERS = {
@@ -159,11 +162,16 @@ def build_world(session: Session, settings: Settings) -> World:
     session.add_all([review, report])
     session.flush()
     tokens = {name: create_api_token(session, user=user, name=f"matrix-{name}") for name, user in users.items()}
+    # The token the token routes open (revoke): not one the callers use, so revoking it locks no caller out.
+    create_api_token(session, user=users["clinician_same_team"], name="matrix-target")
     session.flush()
     from services.accounts.models import ApiToken
 
     token_row = session.scalars(select(ApiToken).order_by(ApiToken.id.desc())).first()
     assert token_row is not None
+    device, _secret = pair_kiosk(
+        session, name="matrix kiosk", paired_by_id=users["front_desk"].id, user_agent="matrix", ip=None
+    )
     records = {
         "client": client.id,
         "episode": episode.id,
@@ -174,6 +182,7 @@ def build_world(session: Session, settings: Settings) -> World:
         "report": report.id,
         "user": users["clinician_same_team"].id,
         "api_token": token_row.id,
+        "kiosk_device": device.id,
     }
     session.commit()
     return World(users=users, records=records, tokens=tokens)
