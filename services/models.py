@@ -3,6 +3,7 @@
 from services.accounts.models import ApiToken, LoginSession, PasswordReset, Role, Team, User
 from services.alerts.models import Alert, AlertAction, EscalationNotice, SignalRecord
 from services.audit.models import AuditEvent
+from services.calibration.models import TrajectoryFit
 from services.clients.models import Appointment, Client, Episode
 from services.db import Base
 from services.notifications.models import Notification
@@ -37,5 +38,6 @@ __all__ = [
     "Role",
     "SignalRecord",
     "Team",
+    "TrajectoryFit",
     "User",
 ]

@@ -35,9 +35,9 @@ from services.demo.names import client_code, synthetic_name
 from services.demo.trajectories import ClientCourse, client_course, outcome_items
 from services.measures import load_instrument, score_administration
 from services.practice.crisis import seed_demo_crisis_info
+from services.practice.rules import rule_settings
 from services.reporting.operations import request_report
 from services.reporting.periods import PRACTICE, month_just_ended
-from services.signals import DEFAULT_SETTINGS
 from services.surveys.administrations import score_to_json
 from services.surveys.invitations import dispatch_invitations
 from services.surveys.models import Administration, Invitation
@@ -484,7 +484,7 @@ def _seed_batch(
             )
     _insert_rows(session, Administration, adm_rows, ids=False)
     # Evaluate the history as the workers would have, without sending anyone an email about the past.
-    evaluate_episode_histories(session, episode_ids, settings=DEFAULT_SETTINGS)
+    evaluate_episode_histories(session, episode_ids, settings=rule_settings(session))
     return {
         "episodes": len(episode_ids),
         "appointments": len(appt_ids),

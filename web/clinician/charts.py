@@ -230,7 +230,7 @@ def _alliance_block(
     therapist = chart.therapist_totals(series)
     if any(value is not None for value in therapist):
         lines.append(Series(_("Your own rating"), tuple(therapist)))
-    low = instrument.cutoff.value if instrument.cutoff is not None else DEFAULT_SETTINGS.low_cutoff
+    low = instrument.cutoff.value if instrument.cutoff is not None else None
     has_tension = bool(instrument.items_with_role("tension"))
     note = (
         _("Not a validated instrument: its scores are a prompt for conversation, not a measurement.")
@@ -246,7 +246,11 @@ def _alliance_block(
         y_min=instrument.range_min,
         y_max=instrument.range_max,
         markers=[_marker(signal, series, language) for signal in series.signals],
-        cutoff=Threshold(low, _("Below %(value)s: talk about the partnership (design)", value=number(low))),
+        cutoff=(
+            Threshold(low, _("Below %(value)s: talk about the partnership (design)", value=number(low)))
+            if low is not None
+            else None
+        ),
         tension=[point.tension for point in series.points] if has_tension else None,
         note=note,
     )
