@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     from web import access, errors, i18n, layout, login, request_db, security
     from web.admin import crisis as _admin_crisis  # noqa: F401  (its routes join the admin blueprint)
     from web.admin import practice as _admin_practice  # noqa: F401  (the same)
+    from web.admin import rules as _admin_rules  # noqa: F401  (the same)
     from web.admin.views import bp as admin_bp
     from web.api.views import bp as api_bp
     from web.auth.views import bp as auth_bp

@@ -35,7 +35,7 @@ resolution counts: once an alert is resolved by hand, the next opening signal op
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import select
@@ -59,6 +59,7 @@ from services.alerts.run import (
     write_pending_signals,
 )
 from services.alerts.steps import alliance_step, evaluate_therapist_view, outcome_step
+from services.calibration.operations import current_models
 from services.db import utcnow
 from services.measures import Instrument, load_instrument
 from services.signals import (
@@ -67,6 +68,7 @@ from services.signals import (
     UNREPAIRED,
     Signal,
     SignalSettings,
+    TrajectoryModel,
     evaluate_alliance,
     outcome_signals,
 )
@@ -93,8 +95,12 @@ def evaluate_administration(
     now: datetime | None = None,
     base_url: str = "",
     notify: bool = True,
+    models: Mapping[str, TrajectoryModel] | None = None,
 ) -> EvaluationResult:
-    """Evaluate one administration (and any earlier one of its series still waiting); a repeat changes nothing."""
+    """Evaluate one administration (and any earlier one of its series still waiting); a repeat changes nothing.
+
+    `models` are the expected-recovery fits per instrument (default: the practice's newest, `current_models`).
+    """
     run = EvaluationRun(
         session=session,
         settings=settings,
@@ -103,6 +109,7 @@ def evaluate_administration(
         notify=notify,
         historical=False,
         result=EvaluationResult(administration_id, "evaluated"),
+        models=current_models(session) if models is None else models,
     )
     episode_id = lock_episode_of(session, administration_id)
     if episode_id is None:
@@ -128,10 +135,11 @@ def evaluate_episode_history(
     notify: bool = False,
     base_url: str = "",
     now: datetime | None = None,
+    models: Mapping[str, TrajectoryModel] | None = None,
 ) -> EvaluationResult:
     """Evaluate every waiting administration of an episode in order; alerts are dated by the sessions themselves."""
     return evaluate_episode_histories(
-        session, [episode_id], settings=settings, notify=notify, base_url=base_url, now=now
+        session, [episode_id], settings=settings, notify=notify, base_url=base_url, now=now, models=models
     )
 
 
@@ -143,6 +151,7 @@ def evaluate_episode_histories(
     notify: bool = False,
     base_url: str = "",
     now: datetime | None = None,
+    models: Mapping[str, TrajectoryModel] | None = None,
 ) -> EvaluationResult:
     """Evaluate every waiting administration of these episodes, episode by episode in the order given, each in
     order: what `evaluate_episode_history` on each episode would store, with a few statements for all of them
@@ -156,6 +165,7 @@ def evaluate_episode_histories(
         historical=True,
         result=EvaluationResult(None, "evaluated"),
         bulk=True,
+        models=current_models(session) if models is None else models,
     )
     ids = list(dict.fromkeys(episode_ids))
     if not ids:

@@ -47,4 +47,5 @@ class TrajectoryFit(Base):
             instrument=self.instrument_code,
             fitted_on=self.fitted_at.date().isoformat(),
             r_squared=self.r_squared,
+            reference=self.reference,
         )

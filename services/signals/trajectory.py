@@ -39,6 +39,8 @@ class TrajectoryModel:
     # When it was fitted (ISO date) and how well: R^2 of the fit on its own observations.
     fitted_on: str | None = None
     r_squared: float | None = None
+    # Set when the fit is over a labelled reference cohort rather than the practice's own episodes (the demo).
+    reference: str | None = None
 
     def expected(self, y0: float, t: float) -> float:
         """Return the expected score t administrations after a first score of y0."""

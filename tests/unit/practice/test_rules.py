@@ -17,8 +17,9 @@ from tests.factories import make_episode, make_user
 from tests.unit.alerts.series import split_total, submit_partnership
 
 
-def test_the_defaults_are_clinical_md_and_version_0(session: Any) -> None:
-    assert rule_settings(session) == DEFAULT_SETTINGS
+def test_the_defaults_are_clinical_md_but_two_chosen_to_meet_its_targets_and_version_0(session: Any) -> None:
+    assert rule_settings(session) == DEFAULT_SETTINGS.with_changes(tension_threshold=3, not_on_track_checkpoint=7)
+    assert rule_settings(session).version == 0
     assert rule_settings(session, risk_window_minutes=30).risk_window_minutes == 30
     assert {row.name: row.source for row in rules_in_force(session)} == dict.fromkeys(
         [row.name for row in rules_in_force(session)], "default"
