@@ -13,13 +13,14 @@ from the instrument's definition (low cutoff and its operator, reliable-change v
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
-from services.measures.instrument import Operator, compare
+from services.measures.instrument import Operator
 from services.signals.exact import SCALE, ratio, units
 from services.signals.settings import DEFAULT_SETTINGS, SignalSettings
 from services.signals.types import (
@@ -42,6 +43,12 @@ REVIEW_UNREPAIRED = "UNREPAIRED"
 REVIEW_REPEAT_ALERT = "REPEAT_ALERT"
 
 _KIND_ORDER = {kind: position for position, kind in enumerate(ALLIANCE_KINDS)}
+_OPERATORS: dict[Operator, Callable[[int, int], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
 
 Score = float | int
 ItemScores = Sequence[Score | None]
@@ -111,7 +118,7 @@ class _Limits:
     sd_floor: float
     rc: int | None
     low: int | None
-    low_operator: Operator
+    low_operator: Callable[[int, int], bool]
     component: int
     gap: int
 
@@ -128,7 +135,7 @@ class _Limits:
             sd_floor=cfg.sd_floor,
             rc=None if cfg.alliance_rc is None else units(cfg.alliance_rc),
             low=None if cfg.low_cutoff is None else units(cfg.low_cutoff),
-            low_operator=cfg.low_cutoff_operator,
+            low_operator=_OPERATORS[cfg.low_cutoff_operator],
             component=units(cfg.component_threshold),
             gap=units(cfg.perspective_gap),
         )
@@ -150,7 +157,7 @@ class _Limits:
     def is_low(self, value: int) -> bool:
         """Return whether a raw total (in units) is on the flagged side of the low cutoff."""
         assert self.low is not None
-        return compare(value, self.low_operator, self.low)
+        return self.low_operator(value, self.low)
 
 
 def _describe(limits: _Limits, count: int, total: int, squares: int, value: int, fires: bool) -> Deviation:
@@ -258,7 +265,7 @@ def evaluate_alliance(
         session_items = clean_items[index]
         item_values: list[int | None] | None = None
         if session_items is not None:
-            item_values = [None if v is None else sign * units(v) for v in session_items]
+            item_values = [None if v is None else sign * round(v * SCALE) for v in session_items]
             drops = []
             for j, item_value in enumerate(item_values):
                 n = item_counts[j]
@@ -425,6 +432,9 @@ def silent_after_rupture(
 def _score(value: object, where: str) -> float | None:
     if value is None:
         return None
+    kind = type(value)
+    if (kind is float and math.isfinite(value)) or kind is int:  # type: ignore[arg-type]
+        return value  # type: ignore[return-value]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{where} must be a number or None, got {value!r}")
     if not math.isfinite(value):

@@ -300,7 +300,7 @@ def throughput(population: Population, settings: SignalSettings, pool: Any) -> t
 
 def not_on_track_rate(rng: np.random.Generator, episodes: int = 4000) -> dict[str, float]:
     """Illustrative flag rate of the rational NOT_ON_TRACK tier on a simulated PHQ-9 caseload (our assumptions)."""
-    flagged = recovered = 0
+    flagged = recovered = reached = 0
     settings = signal_settings(rule_defaults())
     for _ in range(episodes):
         y0 = float(np.clip(np.rint(rng.normal(16.5, 4.5)), 10, 27))
@@ -311,10 +311,17 @@ def not_on_track_rate(rng: np.random.Generator, episodes: int = 4000) -> dict[st
         ]
         per_session = outcome_signals(scores, instrument="PHQ-9", settings=settings)
         flagged += any(signal.kind == NOT_ON_TRACK for session in per_session for signal in session)
+        reached += length >= settings.not_on_track_checkpoint
         gad_first = float(np.clip(np.rint(y0 * 0.8 + rng.normal(0, 2)), 0, 21))
         gad_last = float(np.clip(np.rint(gad_first + slope * 0.8 * math.log(length) + rng.normal(0, 2)), 0, 21))
         recovered += episode_outcome(y0, scores[-1], gad_first, gad_last).recovery
-    return {"not_on_track_flag_rate": flagged / episodes, "simulated_recovery_rate": recovered / episodes}
+    return {
+        "not_on_track_flag_rate": flagged / episodes,
+        # Of the episodes long enough to reach the checkpoint (a later checkpoint checks fewer clients at all).
+        "not_on_track_flag_rate_reaching_checkpoint": flagged / max(reached, 1),
+        "not_on_track_checked_share": reached / episodes,
+        "simulated_recovery_rate": recovered / episodes,
+    }
 
 
 def production_settings(**changes: Any) -> SignalSettings:
@@ -395,7 +402,11 @@ def main() -> int:
     print(
         f"\nNOT_ON_TRACK (rational tier, PHQ-9, checkpoint {defaults.not_on_track_checkpoint}) on a simulated "
         f"caseload: flags {outcome_rates['not_on_track_flag_rate']:.0%} of clients (simulated recovery rate "
-        f"{outcome_rates['simulated_recovery_rate']:.0%}; illustrative, our trajectory assumptions; target <= 20%)"
+        f"{outcome_rates['simulated_recovery_rate']:.0%}; illustrative, our trajectory assumptions; target <= 20%);"
+    )
+    print(
+        f"{outcome_rates['not_on_track_checked_share']:.0%} of simulated episodes reach the checkpoint, and "
+        f"{outcome_rates['not_on_track_flag_rate_reaching_checkpoint']:.0%} of those are flagged"
     )
 
     met = {
