@@ -47,7 +47,8 @@ def test_the_monthly_fit_then_an_administration_above_the_band_opens_an_outcome_
     _closed_cohort(it_db)
     celery_publisher.send_task("calibration.fit_expected_recovery", args=[PERIOD])
     fit = wait_for(lambda: _fit(it_db), timeout=60, what="the PHQ-9 fit stored by the worker")
-    assert (fit.period, fit.n_episodes, fit.reference) == (PERIOD, 300, None)
+    assert (fit.period, fit.reference) == (PERIOD, None)
+    assert fit.n_episodes >= 300  # this cohort, and any closed PHQ-9 episodes other tests of the session wrote
     assert fit.r_squared is not None
     assert 0 < fit.r_squared <= 1
     assert 1.0 < fit.sigma_pred < 3.5
