@@ -259,6 +259,10 @@ def store_signals(
     kinds = sorted(found, key=lambda name: KIND_ORDER.get(name, len(KIND_ORDER)))
     if not kinds:
         return
+    for kind in kinds:
+        # Which thresholds decided it (0: the defaults; else the practice's alert-rules version), REPAIRED and
+        # UNREPAIRED included. The alert's evidence shares these dicts.
+        found[kind].setdefault("settings_version", run.settings.version)
     if run.bulk:
         # Every administration handled was waiting under the episode lock: nobody else stores its signals.
         run.pending_signals.extend(

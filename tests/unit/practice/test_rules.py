@@ -75,3 +75,9 @@ def test_every_stored_signal_names_the_settings_version_that_produced_it(session
     )
     assert dev.evidence["settings_version"] == 1
     assert (dev.evidence["k"], dev.evidence["sd_floor"]) == (1.0, 1.0)
+    back = submit_partnership(session, episode, split_total(38), week=4)  # at the baseline: REPAIRED, version 1 too
+    evaluate_administration(session, back.id, settings=rule_settings(session), notify=False)
+    stored = session.scalars(select(SignalRecord).where(SignalRecord.episode_id == episode.id)).all()
+    assert {record.kind for record in stored} >= {RUPTURE_DEV, "REPAIRED"}
+    assert all("settings_version" in record.evidence for record in stored)
+    assert {record.evidence["settings_version"] for record in stored if record.session >= 4} == {1}
