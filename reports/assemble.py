@@ -40,6 +40,7 @@ from reports.pdf import render_pdf
 from services.config import Settings
 from services.db import utcnow
 from services.measures import load_instrument
+from services.practice.rules import rule_settings
 from services.reporting.periods import Month, ReportScope, months_ending
 from services.reporting.queries import (
     GAD7,
@@ -68,9 +69,9 @@ RULE_LABELS = {
 COMPONENT_LABELS = dict(zip(PARTNERSHIP_COMPONENTS, COMPONENTS, strict=True))
 
 
-def report_signal_settings(settings: Settings) -> SignalSettings:
-    """The rule thresholds the practice runs with (the defaults, with its risk window)."""
-    return SignalSettings(risk_window_minutes=settings.risk_window_minutes)
+def report_signal_settings(session: Session, settings: Settings) -> SignalSettings:
+    """The rule thresholds the practice runs with (its versioned settings over CLINICAL.md's defaults)."""
+    return rule_settings(session, risk_window_minutes=settings.risk_window_minutes)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -477,10 +478,10 @@ def monthly_report_data(
 ) -> tuple[MonthlyReportData, MonthlyAggregates]:
     """Query and assemble one monthly report (raises ScopeNotFoundError, PeriodError or ValueError)."""
     tz = settings.tz
-    signal_settings = report_signal_settings(settings)
+    signal_settings = report_signal_settings(session, settings)
     months = report_months(session, period, tz)
     aggregates = monthly_aggregates(
-        session, scope, months, settings=signal_settings, risk_window_minutes=settings.risk_window_minutes
+        session, scope, months, settings=signal_settings, risk_window_minutes=signal_settings.risk_window_minutes
     )
     data = assemble_monthly(
         aggregates,

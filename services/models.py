@@ -14,6 +14,7 @@ from services.accounts.models import (
 )
 from services.alerts.models import Alert, AlertAction, EscalationNotice, SignalRecord
 from services.audit.models import AuditEvent
+from services.calibration.models import TrajectoryFit
 from services.clients.models import Appointment, Client, Episode
 from services.db import Base
 from services.notifications.models import Notification
@@ -51,6 +52,7 @@ __all__ = [
     "Role",
     "SignalRecord",
     "Team",
+    "TrajectoryFit",
     "TwoFactor",
     "User",
 ]

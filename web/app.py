@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     from web.admin import crisis as _admin_crisis  # noqa: F401  (the same)
     from web.admin import kiosks as _admin_kiosks  # noqa: F401  (the same)
     from web.admin import practice as _admin_practice  # noqa: F401  (the same)
+    from web.admin import rules as _admin_rules  # noqa: F401  (the same)
     from web.admin.views import bp as admin_bp
     from web.api.views import bp as api_bp
     from web.auth import two_factor

@@ -6,7 +6,7 @@ from datetime import date, datetime, time
 
 from babel import dates as babel_dates
 from flask import Flask, request
-from flask_babel import Babel, get_locale, get_translations
+from flask_babel import Babel, format_decimal, get_locale, get_translations
 
 from services.i18n import Message, Translator
 from web.app import current_settings
@@ -97,6 +97,11 @@ def translate(message: Message | str | Exception) -> str:
     return _TRANSLATOR(str(message))
 
 
+def local_number(value: float) -> str:
+    """A setting's number in the reader's locale (2.5 reads "2,5" in Spanish), without a trailing ".0"."""
+    return str(format_decimal(value, format="#,##0.##"))
+
+
 def init_app(app: Flask) -> None:
     """Attach Flask-Babel and the date filters."""
     Babel(app, locale_selector=select_locale, timezone_selector=select_timezone)
@@ -105,3 +110,4 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["local_month"] = local_month
     app.jinja_env.filters["local_time"] = local_time
     app.jinja_env.filters["translate"] = translate
+    app.jinja_env.filters["number"] = local_number

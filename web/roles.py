@@ -31,11 +31,18 @@ CASE_REVIEWS = NavItem("reviews.agenda", _l("Case reviews"))
 CRISIS_INFO = NavItem("admin.crisis", _l("Crisis information"))
 PRACTICE_SETTINGS = NavItem("admin.practice_settings", _l("Settings"))
 KIOSKS = NavItem("admin.kiosks", _l("Kiosks"))
+ALERT_RULES = NavItem("admin.alert_rules", _l("Alert rules"))
 NAVIGATION: dict[Role, list[NavItem]] = {
     Role.FRONT_DESK: [NavItem("frontdesk.home", _l("Clients"))],
     Role.CLINICIAN: [NavItem("clinician.home", _l("My caseload"))],
     Role.SUPERVISOR: [NavItem("supervisor.home", _l("Team")), CASE_REVIEWS],
-    Role.MANAGER: [NavItem("manager.home", _l("Practice")), CASE_REVIEWS, CRISIS_INFO, PRACTICE_SETTINGS],
+    Role.MANAGER: [
+        NavItem("manager.home", _l("Practice")),
+        CASE_REVIEWS,
+        CRISIS_INFO,
+        PRACTICE_SETTINGS,
+        ALERT_RULES,
+    ],
     Role.ADMIN: [
         NavItem("admin.home", _l("Users")),
         NavItem("admin.operations", _l("Operations")),
@@ -44,5 +51,6 @@ NAVIGATION: dict[Role, list[NavItem]] = {
         KIOSKS,
         CRISIS_INFO,
         PRACTICE_SETTINGS,
+        ALERT_RULES,
     ],
 }

@@ -83,6 +83,13 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": crontab(day_of_month="1", hour=6, minute=30),
             "options": {"expires": 12 * 3600},
         },
+        # The expected-recovery fit (OFF_TRACK tier) on the month's closed episodes, on the 1st at 05:10 practice
+        # time, keyed by that month like the reports.
+        "monthly-expected-recovery": {
+            "task": "calibration.fit_expected_recovery",
+            "schedule": crontab(day_of_month="1", hour=5, minute=10),
+            "options": {"expires": 12 * 3600},
+        },
     }
 
 

@@ -27,6 +27,7 @@ from services.accounts.passwords import hash_password
 from services.alerts.escalation import settle_history
 from services.alerts.evaluation import evaluate_episode_histories
 from services.alerts.operations import close_alerts_of_ended_episodes
+from services.calibration.operations import fit_expected_recovery
 from services.clients.models import Appointment, Client, Episode
 from services.clients.operations import CHECK_IN_AFTER
 from services.config import Settings
@@ -35,9 +36,9 @@ from services.demo.names import client_code, synthetic_name
 from services.demo.trajectories import ClientCourse, client_course, outcome_items
 from services.measures import load_instrument, score_administration
 from services.practice.crisis import seed_demo_crisis_info
+from services.practice.rules import rule_settings
 from services.reporting.operations import request_report
 from services.reporting.periods import PRACTICE, month_just_ended
-from services.signals import DEFAULT_SETTINGS
 from services.surveys.administrations import score_to_json
 from services.surveys.invitations import dispatch_invitations
 from services.surveys.models import Administration, Invitation
@@ -62,6 +63,11 @@ BATCH_CLIENTS = 500
 # Today's sessions, so check-in and the kiosk can be tried at once: at most this many per clinician, on the hour in
 # the practice's day (evening sessions included), only at times that can still be checked in.
 TODAY_PER_CLINICIAN = 3
+# The demo's expected-recovery fit: a synthetic reference cohort, labelled as such wherever the fit is shown.
+REFERENCE_EPISODES = 400
+REFERENCE_SESSIONS = 12
+REFERENCE_SEED_OFFSET = 1000
+REFERENCE_LABEL = "synthetic reference cohort (demo): 400 simulated courses, not this practice's episodes"
 TODAY_HOURS = range(8, 21)
 SESSION_MINUTES = 50
 # Scored administrations remembered by their answers (goal and partnership answers repeat often); bounded.
@@ -203,6 +209,10 @@ def seed_demo(
         seed_demo_crisis_info(session)  # synthetic numbers, in English and Spanish
         clinician_users, n_teams = _staff(session, rng, n_clinicians)
         staff_count = session.scalar(select(func.count()).select_from(User)) or 0
+        # Too few closed episodes for the practice's own expected-recovery fit: fit it on a labelled synthetic
+        # reference cohort (its own generator, so the practice's data stays as it was), so the charts show the
+        # expected range and OFF_TRACK can fire. The monthly task replaces it once the practice has 300 episodes.
+        _fit_reference_cohort(session, random.Random(seed + REFERENCE_SEED_OFFSET), period=month_just_ended(now, tz))
     clinician_ids = [u.id for u in clinician_users]
     totals = {"episodes": 0, "appointments": 0, "invitations": 0, "administrations": 0}
     taken_codes: set[str] = set()
@@ -243,6 +253,18 @@ def seed_demo(
         # soon as it starts (reconcile re-drives it), through the same path as the monthly job's reports.
         request_report(session, scope=PRACTICE, period=month_just_ended(now, tz), now=now)
     return SeedSummary(teams=n_teams, staff=staff_count, clients=clients, **totals)
+
+
+def _fit_reference_cohort(session: Session, rng: random.Random, *, period: str) -> None:
+    courses = [client_course(rng, max_sessions=REFERENCE_SESSIONS) for _ in range(REFERENCE_EPISODES)]
+    for code, scores in (("PHQ-9", [c.phq9 for c in courses]), ("GAD-7", [c.gad7 for c in courses])):
+        fit_expected_recovery(
+            session,
+            instrument_code=code,
+            period=period,
+            episodes=[[float(value) for value in series] for series in scores],
+            reference=REFERENCE_LABEL,
+        )
 
 
 @contextmanager
@@ -484,7 +506,7 @@ def _seed_batch(
             )
     _insert_rows(session, Administration, adm_rows, ids=False)
     # Evaluate the history as the workers would have, without sending anyone an email about the past.
-    evaluate_episode_histories(session, episode_ids, settings=DEFAULT_SETTINGS)
+    evaluate_episode_histories(session, episode_ids, settings=rule_settings(session))
     return {
         "episodes": len(episode_ids),
         "appointments": len(appt_ids),

@@ -24,3 +24,5 @@ class PracticeSetting(Base):
     changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     reason: Mapped[str | None] = mapped_column(Text)
+    # "person" (changed on the settings page) or "calibration" (a calibrated proposal a person adopted).
+    source: Mapped[str] = mapped_column(String(20), default="person", server_default="person")

@@ -17,9 +17,9 @@ from services.signals.alliance import (
     alliance_signals,
     deviation_stats,
     evaluate_alliance,
+    repaired_against,
     silent_after_rupture,
 )
-from services.signals.alliance_batch import KIND_BITS, AllianceBatch, evaluate_alliance_batch
 from services.signals.outcome import EpisodeOutcome, effective_cutoff, episode_outcome, outcome_signals
 from services.signals.settings import DEFAULT_SETTINGS, SignalSettings
 from services.signals.trajectory import (
@@ -56,7 +56,6 @@ __all__ = [
     "ALLIANCE_KINDS",
     "COMPONENT_DROP",
     "DEFAULT_SETTINGS",
-    "KIND_BITS",
     "LOW_ALLIANCE",
     "NOT_ON_TRACK",
     "OFF_TRACK",
@@ -77,7 +76,6 @@ __all__ = [
     "TENSION",
     "UNREPAIRED",
     "AllianceAlert",
-    "AllianceBatch",
     "AllianceEvaluation",
     "Deviation",
     "EpisodeOutcome",
@@ -92,11 +90,11 @@ __all__ = [
     "effective_cutoff",
     "episode_outcome",
     "evaluate_alliance",
-    "evaluate_alliance_batch",
     "expected_score",
     "fit_expected_trajectory",
     "off_track",
     "off_track_boundary",
     "outcome_signals",
+    "repaired_against",
     "silent_after_rupture",
 ]

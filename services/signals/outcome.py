@@ -6,9 +6,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from services.measures.instrument import Cutoff, Instrument
+from services.measures.instrument import Cutoff, Instrument, compare
 from services.measures.loader import load_instrument
 from services.measures.scoring import check_answer
+from services.signals.exact import ratio, units
 from services.signals.settings import DEFAULT_SETTINGS, SignalSettings
 from services.signals.trajectory import TrajectoryModel, off_track_boundary
 from services.signals.types import NOT_ON_TRACK, OFF_TRACK, OUTCOME_KINDS, RELIABLE_DETERIORATION, RISK, Signal
@@ -44,6 +45,10 @@ def outcome_signals(
         raise ValueError(f"risk_answers has {len(risk_answers)} sessions but scores has {len(scores)}")
     cutoff = effective_cutoff(measure, cfg)
     rc = measure.reliable_change.value if measure.reliable_change is not None else None
+    rc_units = None if rc is None else units(rc)
+    # NOT_ON_TRACK: improved by less than this, in units (half the reliable-change value by default), exactly.
+    needed = None if rc_units is None else ratio(cfg.not_on_track_fraction) * rc_units
+    checked = False
     first_session: int | None = None
     first: float = 0.0
     out: list[list[Signal]] = []
@@ -65,7 +70,8 @@ def outcome_signals(
             first_session, first = session, score
         elif score is not None and first_session is not None:
             worse_by = measure.worsening(first, score)
-            if rc is not None and worse_by >= rc:
+            worse_units = measure.worsening(units(first), units(score))
+            if rc_units is not None and worse_units >= rc_units:
                 found[RELIABLE_DETERIORATION] = {
                     "first": first,
                     "score": score,
@@ -87,18 +93,29 @@ def outcome_signals(
                         "sigma_pred": model.sigma_pred,
                         "z": cfg.off_track_z,
                         "direction": measure.direction,
+                        "fitted_on": model.fitted_on,
+                        "n_episodes": model.n_episodes,
                     }
-            elif session == cfg.not_on_track_checkpoint and cutoff is not None and rc is not None:
-                improved_by = -worse_by
-                needed = cfg.not_on_track_fraction * rc
-                if cutoff.flags(score) and improved_by < needed:
+            elif (
+                not checked
+                and t + 1 >= cfg.not_on_track_checkpoint
+                and cutoff is not None
+                and needed is not None
+                and rc is not None
+            ):
+                # The checkpoint counts administrations from the first score (that one is 1); an incomplete one
+                # there defers the check to the next complete score, and it runs once.
+                checked = True
+                if compare(units(score), cutoff.operator, units(cutoff.value)) and -worse_units < needed:
                     found[NOT_ON_TRACK] = {
                         "first": first,
                         "score": score,
-                        "improved_by": improved_by,
-                        "needed": needed,
+                        "improved_by": -worse_by,
+                        "needed": cfg.not_on_track_fraction * rc,
                         "cutoff": cutoff.value,
                         "operator": cutoff.operator,
+                        "checkpoint": cfg.not_on_track_checkpoint,
+                        "administration": t + 1,
                         "tier": "rational",
                         "heuristic": True,
                     }

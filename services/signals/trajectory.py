@@ -36,6 +36,11 @@ class TrajectoryModel:
     n_episodes: int = 0
     n_observations: int = 0
     instrument: str | None = None
+    # When it was fitted (ISO date) and how well: R^2 of the fit on its own observations.
+    fitted_on: str | None = None
+    r_squared: float | None = None
+    # Set when the fit is over a labelled reference cohort rather than the practice's own episodes (the demo).
+    reference: str | None = None
 
     def expected(self, y0: float, t: float) -> float:
         """Return the expected score t administrations after a first score of y0."""
@@ -86,6 +91,9 @@ def fit_expected_trajectory(
     residuals = ys - design @ coefficients
     sigma = math.sqrt(float(residuals @ residuals) / (len(rows) - _PARAMETERS))
     b0, b1, b2, b3 = (float(value) for value in coefficients)
+    spread = ys - ys.mean()
+    total = float(spread @ spread)
+    r_squared = 1.0 - float(residuals @ residuals) / total if total > 0 else None
     return TrajectoryModel(
         b0=b0,
         b1=b1,
@@ -95,6 +103,7 @@ def fit_expected_trajectory(
         n_episodes=used,
         n_observations=len(rows),
         instrument=instrument,
+        r_squared=r_squared,
     )
 
 

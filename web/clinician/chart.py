@@ -15,6 +15,7 @@ from werkzeug.wrappers import Response
 
 from services.accounts.models import Role
 from services.audit.operations import record_client_view, record_event
+from services.calibration.operations import current_models
 from services.clients.chart import (
     THERAPIST_CHECK,
     SessionToRate,
@@ -48,7 +49,7 @@ def chart(client_id: int) -> str:
     if data is None:
         abort(404)
     record_client_view(session, actor_id=account.id, client_id=client_id, what="chart", ip=client_ip())
-    blocks = chart_blocks(data, language=language(), date_label=local_date)
+    blocks = chart_blocks(data, language=language(), date_label=local_date, models=current_models(session))
     html = render_template(
         "clinician/chart.html",
         chart=data,

@@ -122,9 +122,10 @@ def _render(
     tension: Sequence[int | None] | None = None,
     y2: tuple[float, float] | None = None,
     note: str = "",
+    expected_label: str | None = None,
 ) -> ChartBlock:
     axis, table_labels = _labels(instrument_series, date_label)
-    expected_label = _("Expected range (the practice's fitted model)")
+    expected_label = expected_label or _("Expected range (the practice's fitted model)")
     svgs = [
         line_chart(
             series,
@@ -191,9 +192,13 @@ def _outcome_block(
                 value=number(instrument.cutoff.value),
             ),
         )
-    expected = None
+    expected: list[tuple[float, float] | None] | None = None
     if model is not None and first is not None:
-        expected = expected_band(model, first, len(values), z=DEFAULT_SETTINGS.off_track_z)
+        # Before the first score there is no curve: the band starts at the episode's first score.
+        offset = next(i for i, value in enumerate(values) if value is not None)
+        band_from_first = expected_band(model, first, len(values) - offset, z=DEFAULT_SETTINGS.off_track_z)
+        padding: list[tuple[float, float] | None] = [None] * offset
+        expected = padding + band_from_first
     direction = _("higher is worse") if instrument.direction == "higher_worse" else _("higher is better")
     return _render(
         f"outcome-{series.code.lower()}",
@@ -207,6 +212,11 @@ def _outcome_block(
         cutoff=cutoff,
         band=band,
         expected=expected,
+        expected_label=(
+            _("Expected range (a synthetic reference cohort, not this practice's own data)")
+            if model is not None and model.reference
+            else None
+        ),
         note=_(
             "Scores %(min)s to %(max)s, %(direction)s.",
             min=number(instrument.range_min),
@@ -230,7 +240,7 @@ def _alliance_block(
     therapist = chart.therapist_totals(series)
     if any(value is not None for value in therapist):
         lines.append(Series(_("Your own rating"), tuple(therapist)))
-    low = instrument.cutoff.value if instrument.cutoff is not None else DEFAULT_SETTINGS.low_cutoff
+    low = instrument.cutoff.value if instrument.cutoff is not None else None
     has_tension = bool(instrument.items_with_role("tension"))
     note = (
         _("Not a validated instrument: its scores are a prompt for conversation, not a measurement.")
@@ -246,7 +256,11 @@ def _alliance_block(
         y_min=instrument.range_min,
         y_max=instrument.range_max,
         markers=[_marker(signal, series, language) for signal in series.signals],
-        cutoff=Threshold(low, _("Below %(value)s: talk about the partnership (design)", value=number(low))),
+        cutoff=(
+            Threshold(low, _("Below %(value)s: talk about the partnership (design)", value=number(low)))
+            if low is not None
+            else None
+        ),
         tension=[point.tension for point in series.points] if has_tension else None,
         note=note,
     )

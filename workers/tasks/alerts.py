@@ -12,10 +12,11 @@ from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
 from services.alerts.digest import send_digests as queue_digests
-from services.alerts.evaluation import evaluate_administration, signal_settings_from
+from services.alerts.evaluation import evaluate_administration
 from services.alerts.operations import Attempt, begin_evaluation_attempt, record_evaluation_failure
 from services.config import Settings
 from services.db import Database, utcnow
+from services.practice.rules import rule_settings
 from workers import runtime
 from workers.enqueue import send_notification_after_commit
 from workers.tasks.base import IDEMPOTENT
@@ -49,7 +50,7 @@ def evaluate_now(database: Database, settings: Settings, administration_id: int)
             result = evaluate_administration(
                 session,
                 administration_id,
-                settings=signal_settings_from(settings),
+                settings=rule_settings(session, risk_window_minutes=settings.risk_window_minutes),
                 base_url=settings.base_url,
             )
             for notification_id in result.notification_ids:

@@ -14,11 +14,11 @@ from typing import Any
 from celery import shared_task
 
 from services.alerts.escalation import escalate_alerts
-from services.alerts.evaluation import signal_settings_from
 from services.alerts.operations import close_alerts_of_ended_episodes
 from services.config import Settings
 from services.db import Database, utcnow
 from services.ops.operations import claim_period, finish_period
+from services.practice.rules import rule_settings
 from services.practice.settings import get_number
 from services.reviews.operations import open_due_reviews, queue_review_reminders
 from services.reviews.policy import review_policy
@@ -49,7 +49,11 @@ def run_review_scan(
         if period is not None and run is None:
             return {"already_ran": 1}
         opened = open_due_reviews(
-            session, now=now, policy=policy, tz=settings.tz, settings=signal_settings_from(settings)
+            session,
+            now=now,
+            policy=policy,
+            tz=settings.tz,
+            settings=rule_settings(session, risk_window_minutes=settings.risk_window_minutes),
         )
         reminders = queue_review_reminders(session, now=now, policy=policy, base_url=settings.base_url)
         result = {"opened": [row.id for row in opened], "reminders": len(reminders)}
@@ -90,7 +94,9 @@ def run_escalation(
             session,
             now=now,
             ack_window=timedelta(hours=settings.ack_window_hours),
-            risk_window=timedelta(minutes=settings.risk_window_minutes),
+            risk_window=timedelta(
+                minutes=rule_settings(session, risk_window_minutes=settings.risk_window_minutes).risk_window_minutes
+            ),
             base_url=settings.base_url,
             digest_window=timedelta(minutes=get_number(session, "escalation_digest_minutes")),
         )

@@ -227,3 +227,26 @@ def test_empty_chart_says_what_to_do(client: FlaskClient, session: Session, sign
     html = client.get(f"/clinician/clients/{episode.client_id}/chart").get_data(as_text=True)
     assert "No answers yet in this episode." in html
     assert "check with the front desk" in html
+
+
+def test_the_chart_draws_the_practices_current_fit_and_labels_a_reference_cohort(
+    client: FlaskClient, session: Session, signed_in: Callable[..., User]
+) -> None:
+    from services.calibration.models import TrajectoryFit
+
+    me = signed_in("clinician")
+    episode = make_episode(session, clinician=me)
+    for week, total in enumerate([18, 17, 17]):
+        submit_phq9(session, episode, total, week=week)
+    page = f"/clinician/clients/{episode.client_id}/chart"
+    assert "No expected range yet" in client.get(page).get_data(as_text=True)
+    fit = dict(b0=0.0, b1=1.0, b2=-4.0, b3=0.0, sigma_pred=4.0, n_episodes=400, n_observations=2400, r_squared=0.3)
+    session.add(TrajectoryFit(instrument_code="PHQ-9", period="2026-05", reference="a synthetic cohort", **fit))
+    session.flush()
+    html = client.get(page).get_data(as_text=True)
+    assert "No expected range yet" not in html
+    assert "Expected range (a synthetic reference cohort, not this practice&#39;s own data)" in html
+    session.add(TrajectoryFit(instrument_code="PHQ-9", period="2026-06", **fit))
+    session.flush()
+    html = client.get(page).get_data(as_text=True)
+    assert "Expected range (the practice&#39;s fitted model)" in html

@@ -53,6 +53,7 @@ def test_the_schedule_keeps_every_job_and_keys_the_scheduler_jobs(test_settings:
         "alerts.send_digests",
         "ops.prune_sessions",
         "reports.monthly",
+        "calibration.fit_expected_recovery",
         "ops.verify_audit",
     }
     keyed = {entry["task"] for entry in schedule.values() if PERIOD in entry.get("kwargs", {})}

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from services.accounts.models import Team, User
 from services.alerts.models import Alert, AlertAction, SignalRecord
 from services.clients.models import Appointment, Client, Episode
+from services.practice.rules import change_rules, rule_settings
 from services.reviews.models import Review
 from services.signals import episode_outcome
 from services.surveys.models import Administration, Invitation
@@ -102,10 +103,24 @@ CLINICIANS = (  # name, team, clients
 )
 
 
+CHECKPOINT = 4
+TENSION = 2
+
+
 def build_practice(session: Session, *, seed: int = 11, texts: Texts | None = None) -> Practice:
     """Write a practice of four clinicians in two teams, about 45 clients over August to November 2026."""
     texts = texts or Texts()
     rng = random.Random(seed)
+    # The fixture's signals are written with CLINICAL.md's values (NOT_ON_TRACK at the 4th score, tension from 2),
+    # so the practice runs with them rather than Rapport's defaults.
+    in_force = rule_settings(session)
+    if (in_force.not_on_track_checkpoint, in_force.tension_threshold) != (CHECKPOINT, TENSION):
+        change_rules(
+            session,
+            {"not_on_track_checkpoint": CHECKPOINT, "tension_threshold": TENSION},
+            user_id=None,
+            reason="the fixture practice runs CLINICAL.md's values",
+        )
     p = Practice()
     for name in ("North", "South"):
         team = Team(name=f"Team {name}{texts.team}")

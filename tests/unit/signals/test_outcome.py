@@ -163,3 +163,28 @@ def test_evidence_is_plain_json():
     for session in per_session:
         for signal in session:
             json.dumps(signal.evidence)
+
+
+def _not_on_track_sessions(scores: list[float | None], **changes: object) -> list[int]:
+    cfg = SignalSettings(**changes)  # type: ignore[arg-type]
+    per_session = outcome_signals(scores, instrument="PHQ-9", settings=cfg)
+    return [i + 1 for i, session in enumerate(per_session) if any(s.kind == NOT_ON_TRACK for s in session)]
+
+
+def test_the_checkpoint_counts_administrations_from_the_first_score():
+    # Two incomplete administrations before the first score: the fourth administration from the first score is
+    # episode session 6, not session 4.
+    assert _not_on_track_sessions([None, None, 18, 18, 17, 17, 17]) == [6]
+    assert _not_on_track_sessions([18, 18, 17, 17, 17]) == [4]
+
+
+def test_an_incomplete_checkpoint_defers_the_check_to_the_next_complete_score_once():
+    assert _not_on_track_sessions([18, 18, 17, None, 17, 17, 17]) == [5]
+    assert _not_on_track_sessions([18, 18, 17, None, None, 16, 16]) == [6]
+    # Deferred, and improved enough by then: no flag, and no second chance later.
+    assert _not_on_track_sessions([18, 18, 17, None, 14, 18, 18]) == []
+
+
+def test_the_checkpoint_is_a_setting():
+    assert _not_on_track_sessions([18, 18, 17, 17, 17, 17], not_on_track_checkpoint=6) == [6]
+    assert _not_on_track_sessions([18, 17, 17], not_on_track_checkpoint=6) == []

@@ -40,7 +40,7 @@ def test_with_changes_returns_a_validated_copy():
         ({"repair_window": 0}, "repair_window must be a whole number"),
         ({"tension_threshold": 1.5}, "tension_threshold must be a whole number"),
         ({"deviation_min_history": 1}, "deviation_min_history must be at least 2"),
-        ({"low_cutoff_operator": ">"}, "low_cutoff_operator must be"),
+        ({"low_cutoff_operator": "="}, "low_cutoff_operator must be"),
         ({"not_on_track_fraction": 0}, "not_on_track_fraction"),
     ],
 )

@@ -50,7 +50,7 @@ ID_KINDS = {
     "device_id": "kiosk_device",
 }
 # Arguments that are not ids, with a value that exercises the route.
-OTHER_ARGUMENTS = {"lang": "es", "filename": "rapport.css", "key": "survey_link_hours"}
+OTHER_ARGUMENTS = {"lang": "es", "filename": "rapport.css", "key": "survey_link_hours", "name": "k"}
 
 # Who holds each kind of record in the matrix's world (by identity name): the caseload rules of services/*/queries.
 CLIENT_SIDE = frozenset({"front_desk", "clinician", "supervisor"})
