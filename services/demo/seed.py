@@ -67,7 +67,8 @@ TODAY_PER_CLINICIAN = 3
 REFERENCE_EPISODES = 400
 REFERENCE_SESSIONS = 12
 REFERENCE_SEED_OFFSET = 1000
-REFERENCE_LABEL = "synthetic reference cohort (demo): 400 simulated courses, not this practice's episodes"
+# Names the cohort a fit came from when it is not the practice's own episodes (charts then say so, in words).
+REFERENCE_LABEL = "demo-synthetic-cohort-400"
 TODAY_HOURS = range(8, 21)
 SESSION_MINUTES = 50
 # Scored administrations remembered by their answers (goal and partnership answers repeat often); bounded.

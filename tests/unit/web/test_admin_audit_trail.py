@@ -68,7 +68,11 @@ def test_bad_filter_values_are_named_not_a_server_error(client: FlaskClient, sig
     for args in ({"since": "9999-12-31"}, {"until": "not a day"}, {"person": "99999999999999999999999"}):
         response = client.get("/admin/audit", query_string=args)
         assert response.status_code == 400, args
-        assert "field-error" in response.get_data(as_text=True)
+        page = response.get_data(as_text=True)
+        # The form names a bad day beside its field; a number beyond 64 bits is refused for the whole app before
+        # the view runs (web/inputs.py), with the parameter named.
+        (name,) = args
+        assert "field-error" in page or f"{name} " in page, (args, page)
     backwards = client.get("/admin/audit", query_string={"since": "2026-03-02", "until": "2026-03-01"})
     assert "must not be before" in backwards.get_data(as_text=True)
 
