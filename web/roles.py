@@ -38,6 +38,7 @@ NAVIGATION: dict[Role, list[NavItem]] = {
     Role.ADMIN: [
         NavItem("admin.home", _l("Users")),
         NavItem("admin.operations", _l("Operations")),
+        NavItem("admin.outbox", _l("Messages")),
         CRISIS_INFO,
         PRACTICE_SETTINGS,
     ],

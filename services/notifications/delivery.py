@@ -15,6 +15,7 @@ from services.notifications.channels import DeliveryError, OutgoingMessage, send
 from services.notifications.models import Notification
 from services.notifications.operations import claim_notification, mark_attempt_failed, mark_sent, stale_claim_after
 from services.notifications.templates import render_message
+from services.ops.liveness import process_name
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +43,23 @@ def register_context_builder(template: str, builder: ContextBuilder) -> None:
     _context_builders[template] = builder
 
 
-def deliver_notification(database: Database, settings: Settings, notification_id: int) -> Outcome:
-    """Deliver a notification at most once per claim; safe to call any number of times."""
+def deliver_notification(
+    database: Database, settings: Settings, notification_id: int, *, claimed_by: str | None = None
+) -> Outcome:
+    """Deliver a notification once per claim (claimed by this process by default); safe to call any number of times.
+
+    A claim whose process died mid-send is taken again once that process's heartbeat goes quiet (or at once when a
+    task on its host finds its pid gone): the message goes out again, marked with its attempt number.
+    """
     build_error: Exception | None = None
     with database.unit_of_work() as session:
-        if not claim_notification(session, notification_id, stale_after=stale_claim_after(settings.task_time_limit)):
+        claimed = claim_notification(
+            session,
+            notification_id,
+            stale_after=stale_claim_after(settings.task_time_limit),
+            claimed_by=claimed_by or process_name(),
+        )
+        if not claimed:
             return Outcome.SKIPPED
         row = session.get(Notification, notification_id)
         assert row is not None
