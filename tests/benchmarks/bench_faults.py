@@ -621,7 +621,12 @@ def count(
         "requests": len(burst.timings_ms),
         "messages_received": len(received),
         "messages_marked_unknown": sum(1 for n in notes if n.unknown_attempts),
+        "requests_over_500ms": sum(1 for ms in burst.timings_ms if ms >= 500),
+        "p99_client_ms": round(sorted(burst.timings_ms)[int(len(burst.timings_ms) * 0.99)], 1)
+        if burst.timings_ms
+        else 0,
         "slowest_requests": burst.slowest(),
+        "load_average": Path("/proc/loadavg").read_text().split()[0],
         "fault_ended_s": round(run.ended_at - burst.started, 1),
         "note": run.note,
     }
