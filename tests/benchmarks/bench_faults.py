@@ -411,6 +411,9 @@ def prepare_report(world: World) -> FaultRun:
     flush_publisher()
     if not _wait(lambda: _waiting_to_mark_report_done(world.plain_url), 180):
         run.note = "the report never reached its final transaction"
+    # Let the render's aftermath (the PDF and its folder fsynced, memory returned) pass before the clients start:
+    # in three runs without this pause, 3-4 requests in the first second of the burst took 0.8 s, before any kill.
+    time.sleep(5.0)
     return run
 
 
