@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from services.config import Settings
@@ -104,6 +106,28 @@ def deliver_notification(
             mark_attempt_failed(session, notification_id, error=repr(exc), retry=False, max_attempts=0)
         log.exception("notification %s failed permanently", notification_id)
         return Outcome.FAILED
-    with database.unit_of_work() as session:
-        mark_sent(session, notification_id, message_id=reference)
+    _record_sent(database, notification_id, reference)
     return Outcome.SENT
+
+
+# A delivered message whose "sent" cannot be written (the database connection dropped) is written again this many
+# times, backing off from RECORD_BACKOFF s: left as "sending", it would be sent again once its claim went stale.
+RECORD_ATTEMPTS = 5
+RECORD_BACKOFF = 0.2
+
+
+def _record_sent(database: Database, notification_id: int, reference: str) -> None:
+    """Mark the notification sent; the message is out, so a dropped connection is retried, not given up on.
+
+    mark_sent is a conditional update (sending -> sent), so a repeat after a commit whose answer was lost is a no-op.
+    """
+    for attempt in range(RECORD_ATTEMPTS):
+        try:
+            with database.unit_of_work() as session:
+                mark_sent(session, notification_id, message_id=reference)
+            return
+        except OperationalError:
+            if attempt == RECORD_ATTEMPTS - 1:
+                raise
+            log.warning("notification %s was sent; recording it failed, trying again", notification_id, exc_info=True)
+            time.sleep(RECORD_BACKOFF * 2**attempt)
