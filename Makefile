@@ -5,7 +5,7 @@ PYTEST := .venv/bin/pytest
 XDIST ?= 2
 
 .PHONY: install run test test-quick test-integration test-e2e lint typecheck \
-        bench-signals bench-submit bench-alerts bench-reconcile bench-report bench-seed bench-audit clean
+        bench-signals bench-submit bench-alerts bench-reconcile bench-report bench-seed bench-audit bench-faults clean
 
 install:
 	@infra/bootstrap.sh run
@@ -65,6 +65,10 @@ bench-seed:
 bench-audit:
 	@infra/bootstrap.sh test
 	@$(PY) tests/benchmarks/bench_audit.py
+
+bench-faults:
+	@infra/bootstrap.sh test
+	@$(PY) tests/benchmarks/bench_faults.py
 
 clean:
 	rm -rf var/ .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -114,7 +114,7 @@ class Settings:
     risk_window_minutes: int = 60
     ack_window_hours: int = 48
     review_due_business_days: int = 5
-    reconcile_grace_seconds: int = 120
+    reconcile_grace_seconds: int = 30
     max_attempts: int = 5
     # celery
     broker_polling_interval: float = 0.2

@@ -49,6 +49,7 @@ NAVIGATION: dict[Role, list[NavItem]] = {
         NavItem("admin.audit_trail", _l("Audit trail")),
         NavItem("admin.api_tokens", _l("API tokens")),
         KIOSKS,
+        NavItem("admin.outbox", _l("Messages")),
         CRISIS_INFO,
         PRACTICE_SETTINGS,
         ALERT_RULES,

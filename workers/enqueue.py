@@ -2,7 +2,7 @@
 
 Publishing happens on one background thread per process. A request only puts (task, ids) on an in-process queue
 after its commit and returns. If the broker is down, the publisher logs, stops trying for a short while and drops
-what comes in meanwhile: every task here has a row that says it is pending, so `reconcile` (beat, every minute)
+what comes in meanwhile: every task here has a row that says it is pending, so `reconcile` (beat, every 30 s)
 re-drives it. A lost message delays work; it never loses it.
 """
 

@@ -18,6 +18,7 @@ from typing import Any
 from celery.schedules import crontab
 
 from services.config import Settings
+from services.ops.liveness import RECONCILE_EVERY
 
 # The keyword argument the scheduler fills with the period key.
 PERIOD = "period"
@@ -27,12 +28,14 @@ EVERY_MINUTE = 60.0
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     """Periodic jobs. Each task keys its work by period, so a repeated or doubled run is a no-op."""
     return {
-        # Re-drive whatever the database says is still pending (evaluations, messages, invitations, reports).
-        "reconcile-every-minute": {
+        # Re-drive whatever the database says is still pending (evaluations, messages, invitations, reports), and
+        # the claims of dead worker processes: every 30 s, so a claim is re-driven at most 30 s after its process's
+        # heartbeat goes stale (services.ops.liveness: the worst case stays under two minutes).
+        "reconcile-every-30-seconds": {
             "task": "ops.reconcile",
-            "schedule": EVERY_MINUTE,
+            "schedule": RECONCILE_EVERY.total_seconds(),
             "kwargs": {PERIOD: None},
-            "options": {"expires": 55},
+            "options": {"expires": RECONCILE_EVERY.total_seconds() - 5},
         },
         # Whichever worker takes it records its heartbeat (`rapport health worker`, the operations page).
         "heartbeat": {

@@ -6,10 +6,10 @@ Permission is the caller's: pass only an alert that `queries.get_alert_for` retu
 from __future__ import annotations
 
 import enum
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, literal, select, update
+from sqlalchemy import ColumnElement, Update, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from services.accounts.models import User
@@ -27,6 +27,7 @@ from services.audit.operations import record_event
 from services.clients.models import Episode
 from services.db import utcnow
 from services.i18n import UserError
+from services.ops.liveness import claim_takeable, take_claim
 from services.surveys.models import Administration
 
 __all__ = ["RESOLUTION_REASONS"]  # re-exported: every reason an alert can carry
@@ -40,33 +41,84 @@ class AlertActionError(UserError):
     """An action that cannot be done on this alert, with a message fit to show."""
 
 
+# The hard time limit of the evaluation tasks (workers/tasks/alerts.py: a batch of one submission's instruments);
+# an evaluation claim older than that plus the margin belongs to a task Celery has killed.
+EVALUATION_TIME_LIMIT = 120
+EVALUATION_CLAIM_MARGIN = timedelta(seconds=30)
+STALE_EVALUATION = timedelta(seconds=EVALUATION_TIME_LIMIT) + EVALUATION_CLAIM_MARGIN
+
+
 class Attempt(enum.StrEnum):
     """What `begin_evaluation_attempt` decided."""
 
     GO = "go"  # an attempt was counted: evaluate now
     DONE = "done"  # already evaluated: nothing to do
+    CLAIMED = "claimed"  # a live worker process is evaluating it: nothing to do here
     FAILED = "failed"  # given up earlier: left for an admin
     EXHAUSTED = "exhausted"  # no attempts left: marked failed now
     MISSING = "missing"  # no such administration
 
 
-def begin_evaluation_attempt(session: Session, administration_id: int, *, max_attempts: int) -> Attempt:
-    """Count one evaluation attempt, in its own transaction before evaluating, so that a crash still counts."""
-    counted = session.execute(
-        update(Administration)
-        .where(
-            Administration.id == administration_id,
-            Administration.evaluated_at.is_(None),
-            Administration.eval_failed_at.is_(None),
-            Administration.eval_attempts < max_attempts,
-        )
-        .values(eval_attempts=Administration.eval_attempts + 1)
-        .execution_options(synchronize_session=False)
+def evaluation_claim_free(
+    now: datetime,
+    stale_after: timedelta = STALE_EVALUATION,
+    *,
+    dead_claimer: str | None = None,
+    taker: str | None = None,
+) -> ColumnElement[bool]:
+    """Nobody holds the evaluation, or its claim may be taken again (services.ops.liveness.claim_takeable)."""
+    return or_(
+        Administration.eval_claimed_at.is_(None),
+        claim_takeable(
+            Administration.eval_claimed_by,
+            Administration.eval_claimed_at,
+            now=now,
+            stale_after=stale_after,
+            dead_claimer=dead_claimer,
+            taker=taker,
+        ),
     )
-    if counted.rowcount:  # type: ignore[attr-defined]
+
+
+def begin_evaluation_attempt(
+    session: Session,
+    administration_id: int,
+    *,
+    max_attempts: int,
+    claimed_by: str | None = None,
+    now: datetime | None = None,
+    stale_after: timedelta = STALE_EVALUATION,
+) -> Attempt:
+    """Claim the evaluation for claimed_by and count one attempt, in its own transaction before evaluating, so that
+    a crash still counts; a claim held by a live process is left alone (Attempt.CLAIMED)."""
+    now = now or utcnow()
+
+    def claim(dead_claimer: str | None) -> Update:
+        return (
+            update(Administration)
+            .where(
+                Administration.id == administration_id,
+                Administration.evaluated_at.is_(None),
+                Administration.eval_failed_at.is_(None),
+                Administration.eval_attempts < max_attempts,
+                evaluation_claim_free(now, stale_after, dead_claimer=dead_claimer, taker=claimed_by),
+            )
+            .values(eval_attempts=Administration.eval_attempts + 1, eval_claimed_by=claimed_by, eval_claimed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+    holder = select(Administration.eval_claimed_by).where(
+        Administration.id == administration_id, Administration.eval_claimed_at.is_not(None)
+    )
+    if take_claim(session, claim, holder):
         return Attempt.GO
     state = session.execute(
-        select(Administration.evaluated_at, Administration.eval_failed_at).where(Administration.id == administration_id)
+        select(
+            Administration.evaluated_at,
+            Administration.eval_failed_at,
+            Administration.eval_attempts,
+            Administration.eval_claimed_at,
+        ).where(Administration.id == administration_id)
     ).one_or_none()
     if state is None:
         return Attempt.MISSING
@@ -74,6 +126,8 @@ def begin_evaluation_attempt(session: Session, administration_id: int, *, max_at
         return Attempt.DONE
     if state.eval_failed_at is not None:
         return Attempt.FAILED
+    if state.eval_attempts < max_attempts and state.eval_claimed_at is not None:
+        return Attempt.CLAIMED
     give_up_evaluations(session, max_attempts=max_attempts, administration_id=administration_id)
     return Attempt.EXHAUSTED
 
@@ -81,11 +135,11 @@ def begin_evaluation_attempt(session: Session, administration_id: int, *, max_at
 def record_evaluation_failure(
     session: Session, administration_id: int, *, error: str, max_attempts: int, now: datetime | None = None
 ) -> bool:
-    """Store why an attempt failed; True when the row has no attempts left and is now marked failed."""
+    """Store why an attempt failed and release its claim; True when the row has no attempts left and is now failed."""
     session.execute(
         update(Administration)
         .where(Administration.id == administration_id, Administration.evaluated_at.is_(None))
-        .values(last_error=error[:500])
+        .values(last_error=error[:500], eval_claimed_by=None, eval_claimed_at=None)
         .execution_options(synchronize_session=False)
     )
     return bool(give_up_evaluations(session, max_attempts=max_attempts, administration_id=administration_id, now=now))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from services.config import Settings
@@ -15,6 +17,7 @@ from services.notifications.channels import DeliveryError, OutgoingMessage, send
 from services.notifications.models import Notification
 from services.notifications.operations import claim_notification, mark_attempt_failed, mark_sent, stale_claim_after
 from services.notifications.templates import render_message
+from services.ops.liveness import process_name
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +45,23 @@ def register_context_builder(template: str, builder: ContextBuilder) -> None:
     _context_builders[template] = builder
 
 
-def deliver_notification(database: Database, settings: Settings, notification_id: int) -> Outcome:
-    """Deliver a notification at most once per claim; safe to call any number of times."""
+def deliver_notification(
+    database: Database, settings: Settings, notification_id: int, *, claimed_by: str | None = None
+) -> Outcome:
+    """Deliver a notification once per claim (claimed by this process by default); safe to call any number of times.
+
+    A claim whose process died mid-send is taken again once that process's heartbeat goes quiet (or at once when a
+    task on its host finds its pid gone): the message goes out again, marked with its attempt number.
+    """
     build_error: Exception | None = None
     with database.unit_of_work() as session:
-        if not claim_notification(session, notification_id, stale_after=stale_claim_after(settings.task_time_limit)):
+        claimed = claim_notification(
+            session,
+            notification_id,
+            stale_after=stale_claim_after(settings.task_time_limit),
+            claimed_by=claimed_by or process_name(),
+        )
+        if not claimed:
             return Outcome.SKIPPED
         row = session.get(Notification, notification_id)
         assert row is not None
@@ -91,6 +106,28 @@ def deliver_notification(database: Database, settings: Settings, notification_id
             mark_attempt_failed(session, notification_id, error=repr(exc), retry=False, max_attempts=0)
         log.exception("notification %s failed permanently", notification_id)
         return Outcome.FAILED
-    with database.unit_of_work() as session:
-        mark_sent(session, notification_id, message_id=reference)
+    _record_sent(database, notification_id, reference)
     return Outcome.SENT
+
+
+# A delivered message whose "sent" cannot be written (the database connection dropped) is written again this many
+# times, backing off from RECORD_BACKOFF s: left as "sending", it would be sent again once its claim went stale.
+RECORD_ATTEMPTS = 5
+RECORD_BACKOFF = 0.2
+
+
+def _record_sent(database: Database, notification_id: int, reference: str) -> None:
+    """Mark the notification sent; the message is out, so a dropped connection is retried, not given up on.
+
+    mark_sent is a conditional update (sending -> sent), so a repeat after a commit whose answer was lost is a no-op.
+    """
+    for attempt in range(RECORD_ATTEMPTS):
+        try:
+            with database.unit_of_work() as session:
+                mark_sent(session, notification_id, message_id=reference)
+            return
+        except OperationalError:
+            if attempt == RECORD_ATTEMPTS - 1:
+                raise
+            log.warning("notification %s was sent; recording it failed, trying again", notification_id, exc_info=True)
+            time.sleep(RECORD_BACKOFF * 2**attempt)

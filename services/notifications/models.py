@@ -12,7 +12,7 @@ from services.db import Base, UTCDateTime, utcnow
 
 
 class Notification(Base):
-    """One message to one recipient; sent by a conditional status update, so at most once."""
+    """One message to one recipient, claimed by a conditional status update; delivered at least once (see README)."""
 
     __tablename__ = "notifications"
     __table_args__ = (
@@ -41,5 +41,10 @@ class Notification(Base):
     dedupe_key: Mapped[str | None] = mapped_column(String(120), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The worker process (services.ops.liveness.process_name) that claimed it for sending.
+    claimed_by: Mapped[str | None] = mapped_column(String(120))
+    # Attempts whose outcome nobody knows: their worker died mid-send, after which the message may or may not have
+    # reached the server; the next attempt sends it again (at least once, with the same Message-ID).
+    unknown_attempts: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     message_id: Mapped[str | None] = mapped_column(String(200))

@@ -5,17 +5,18 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, Update, case, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.db import utcnow
 from services.notifications.models import Notification
 from services.notifications.templates import TEMPLATES, TemplateError
+from services.ops.liveness import claim_takeable, take_claim
 
 CHANNELS = frozenset({"email", "sms"})
 # A send runs inside a task that Celery kills at its hard time limit, so a claim older than that limit plus this
-# margin belongs to a worker that died or was killed mid-send.
+# margin belongs to a worker that died or was killed mid-send (sooner, when its process's heartbeat went quiet).
 CLAIM_MARGIN = timedelta(seconds=30)
 
 
@@ -76,24 +77,60 @@ def queue_notification(
     return row
 
 
-def claim_notification(
-    session: Session, notification_id: int, *, now: datetime | None = None, stale_after: timedelta = STALE_CLAIM
-) -> bool:
-    """Atomically move a pending (or stale sending) notification to sending; False if someone else has it."""
-    now = now or utcnow()
-    result = session.execute(
-        update(Notification)
-        .where(
-            Notification.id == notification_id,
-            or_(
-                Notification.status == "pending",
-                (Notification.status == "sending") & (Notification.claimed_at < now - stale_after),
-            ),
-        )
-        .values(status="sending", claimed_at=now, attempts=Notification.attempts + 1)
-        .execution_options(synchronize_session=False)
+def stale_sending(
+    now: datetime, stale_after: timedelta = STALE_CLAIM, *, dead_claimer: str | None = None, taker: str | None = None
+) -> ColumnElement[bool]:
+    """Being sent, and its claim may be taken again (services.ops.liveness.claim_takeable)."""
+    return (Notification.status == "sending") & claim_takeable(
+        Notification.claimed_by,
+        Notification.claimed_at,
+        now=now,
+        stale_after=stale_after,
+        dead_claimer=dead_claimer,
+        taker=taker,
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def claim_notification(
+    session: Session,
+    notification_id: int,
+    *,
+    now: datetime | None = None,
+    stale_after: timedelta = STALE_CLAIM,
+    claimed_by: str | None = None,
+) -> bool:
+    """Atomically move a pending (or stale sending) notification to sending for claimed_by; False if someone has it.
+
+    Taking over a "sending" claim means the attempt before died mid-send, its outcome unknown: it is counted in
+    unknown_attempts, and the outbox says "sent at least once" from then on.
+    """
+    now = now or utcnow()
+
+    def claim(dead_claimer: str | None) -> Update:
+        return (
+            update(Notification)
+            .where(
+                Notification.id == notification_id,
+                or_(
+                    Notification.status == "pending",
+                    stale_sending(now, stale_after, dead_claimer=dead_claimer, taker=claimed_by),
+                ),
+            )
+            .values(
+                status="sending",
+                claimed_at=now,
+                claimed_by=claimed_by,
+                attempts=Notification.attempts + 1,
+                unknown_attempts=case(
+                    (Notification.status == "sending", Notification.unknown_attempts + 1),
+                    else_=Notification.unknown_attempts,
+                ),
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+    holder = select(Notification.claimed_by).where(Notification.id == notification_id, Notification.status == "sending")
+    return take_claim(session, claim, holder)
 
 
 def mark_sent(session: Session, notification_id: int, *, message_id: str) -> None:

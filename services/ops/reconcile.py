@@ -2,8 +2,10 @@
 
 Each kind of work has a row that says it is not done yet, and a bound on how often it is tried:
 
-- alert evaluations: administrations.evaluated_at IS NULL; given up (eval_failed_at) after max_attempts attempts;
-- outbox messages: notifications pending, or sending with a stale claim; failed after max_attempts attempts;
+- alert evaluations: administrations.evaluated_at IS NULL and not claimed by a live worker process; given up
+  (eval_failed_at) after max_attempts attempts;
+- outbox messages: notifications pending, or sending for a process whose heartbeat went quiet (or past the send
+  task's hard time limit); failed after max_attempts attempts;
 - invitations due and not sent: invitations scheduled with due_at passed; the dispatch pass claims each one, and an
   invitation nobody could send expires;
 - monthly reports: reports pending, or running for a process whose heartbeat went quiet (services.ops.liveness) or
@@ -23,10 +25,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from services.alerts.operations import give_up_evaluations
+from services.alerts.operations import STALE_EVALUATION, evaluation_claim_free, give_up_evaluations
 from services.db import utcnow
 from services.notifications.models import Notification
-from services.notifications.operations import STALE_CLAIM
+from services.notifications.operations import STALE_CLAIM, stale_sending
 from services.reporting.models import Report
 from services.reporting.operations import MAX_ATTEMPTS as REPORT_ATTEMPTS
 from services.reporting.operations import STALE_RUNNING, stale_running
@@ -65,6 +67,7 @@ def find_pending(
     now: datetime | None = None,
     stale_claim: timedelta = STALE_CLAIM,
     stale_report: timedelta = STALE_RUNNING,
+    stale_evaluation: timedelta = STALE_EVALUATION,
 ) -> PendingWork:
     """Collect pending work older than grace, and mark failed what used up its attempts (never retried forever).
 
@@ -78,7 +81,7 @@ def find_pending(
         select(Notification.id, Notification.attempts)
         .where(
             ((Notification.status == "pending") & (Notification.created_at < now - grace))
-            | ((Notification.status == "sending") & (Notification.claimed_at < now - stale_claim))
+            | stale_sending(now, stale_claim)
         )
         .order_by(Notification.created_at)
         .limit(BATCH)
@@ -101,6 +104,7 @@ def find_pending(
             Administration.evaluated_at.is_(None),
             Administration.eval_failed_at.is_(None),
             Administration.completed_at < now - grace,
+            evaluation_claim_free(now, stale_evaluation),
         )
         .order_by(Administration.completed_at)
         .limit(BATCH)

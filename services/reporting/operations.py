@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, Update, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,7 +25,7 @@ from services.db import utcnow
 from services.i18n import N_, UserError
 from services.notifications.models import Notification
 from services.notifications.operations import queue_notification
-from services.ops.liveness import claimer_dead
+from services.ops.liveness import claim_takeable, take_claim
 from services.reporting.models import Report
 from services.reporting.periods import ReportScope, parse_period
 
@@ -45,10 +45,12 @@ def stale_running_after(report_time_limit: int) -> timedelta:
 STALE_RUNNING = stale_running_after(900)
 
 
-def stale_running(now: datetime, stale_after: timedelta = STALE_RUNNING) -> ColumnElement[bool]:
-    """Running, and either its claiming process's heartbeat has gone quiet or it is untouched past stale_after."""
-    return (Report.status == "running") & or_(
-        Report.updated_at < now - stale_after, claimer_dead(Report.claimed_by, now)
+def stale_running(
+    now: datetime, stale_after: timedelta = STALE_RUNNING, *, dead_claimer: str | None = None, taker: str | None = None
+) -> ColumnElement[bool]:
+    """Running, and its claim may be taken again (services.ops.liveness.claim_takeable; progress touches it)."""
+    return (Report.status == "running") & claim_takeable(
+        Report.claimed_by, Report.updated_at, now=now, stale_after=stale_after, dead_claimer=dead_claimer, taker=taker
     )
 
 
@@ -119,31 +121,33 @@ def claim_report(
     claimed_by: str | None = None,
     now: datetime | None = None,
     stale_after: timedelta = STALE_RUNNING,
-    dead_claimer: str | None = None,
 ) -> bool:
     """Move a pending (or stale running) report to running for claimed_by; False when someone else has it or done.
 
-    dead_claimer names a process the caller knows has died (services.ops.liveness.pid_gone_here): its running
-    claim is taken at once.
+    A running claim of a process on this host that no longer exists is taken at once (services.ops.liveness).
     """
     now = now or utcnow()
-    takeable = or_(Report.status == "pending", stale_running(now, stale_after))
-    if dead_claimer is not None:
-        takeable = or_(takeable, (Report.status == "running") & (Report.claimed_by == dead_claimer))
-    result = session.execute(
-        update(Report)
-        .where(Report.id == report_id, Report.attempts < MAX_ATTEMPTS, takeable)
-        .values(
-            status="running",
-            progress=5,
-            attempts=Report.attempts + 1,
-            error=None,
-            claimed_by=claimed_by,
-            updated_at=now,
+
+    def claim(dead_claimer: str | None) -> Update:
+        takeable = or_(
+            Report.status == "pending", stale_running(now, stale_after, dead_claimer=dead_claimer, taker=claimed_by)
         )
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+        return (
+            update(Report)
+            .where(Report.id == report_id, Report.attempts < MAX_ATTEMPTS, takeable)
+            .values(
+                status="running",
+                progress=5,
+                attempts=Report.attempts + 1,
+                error=None,
+                claimed_by=claimed_by,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+    holder = select(Report.claimed_by).where(Report.id == report_id, Report.status == "running")
+    return take_claim(session, claim, holder)
 
 
 def give_up_report(session: Session, report_id: int, *, now: datetime | None = None) -> bool:

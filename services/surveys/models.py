@@ -112,6 +112,9 @@ class Administration(Base):
     evaluated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     eval_attempts: Mapped[int] = mapped_column(default=0)
     eval_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The worker process evaluating it (services.ops.liveness.process_name) and since when; cleared on a failure.
+    eval_claimed_by: Mapped[str | None] = mapped_column(String(120))
+    eval_claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(String(500))
 
     episode: Mapped[Episode] = relationship()

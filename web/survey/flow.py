@@ -221,11 +221,13 @@ class SurveyRun:
             return self.render(steps, progress, lang, problems=read.problems, status=422)
         now = now or utcnow()
         if progress.step + 1 < len(steps):
-            session = db_session()
-            if mark_started(session, self.context.invitation_id, now):
-                commit()
             progress.step += 1
-            return self.render(steps, progress, lang)
+            # The page first (a risk answer's crisis information is read from the database), then the commit: a
+            # committed request is never run again, so nothing after the commit may need the database.
+            page = self.render(steps, progress, lang)
+            if mark_started(db_session(), self.context.invitation_id, now):
+                commit()
+            return page
         return self._submit(steps, progress, lang, now)
 
     def _submit(self, steps: Sequence[Step], progress: Progress, lang: str, now: datetime) -> Response:

@@ -75,9 +75,11 @@ def start(token: str) -> Response:
         return run.closed(state, form_data() if request.method == "POST" else None)
     if request.method == "POST":
         return run.handle_post(form_data(), now=now)
+    # The page before the commit: a committed request is never run again, so nothing after it may need the database.
+    page = run.first_page(request.args.get("lang"))
     if link.opened_at is None and mark_opened(session, link.invitation_id, now):
         commit()
-    return run.first_page(request.args.get("lang"))
+    return page
 
 
 @bp.route("/s/<token>/opt-out", methods=["GET", "POST"], endpoint="opt_out")

@@ -13,9 +13,15 @@ from sqlalchemy.exc import OperationalError
 
 from services.alerts.digest import send_digests as queue_digests
 from services.alerts.evaluation import evaluate_administration
-from services.alerts.operations import Attempt, begin_evaluation_attempt, record_evaluation_failure
+from services.alerts.operations import (
+    EVALUATION_TIME_LIMIT,
+    Attempt,
+    begin_evaluation_attempt,
+    record_evaluation_failure,
+)
 from services.config import Settings
 from services.db import Database, utcnow
+from services.ops.liveness import process_name
 from services.practice.rules import rule_settings
 from workers import runtime
 from workers.enqueue import send_notification_after_commit
@@ -40,9 +46,12 @@ class TransientEvaluationError(Exception):
 
 
 def evaluate_now(database: Database, settings: Settings, administration_id: int) -> str:
-    """Count an attempt, evaluate in one unit of work, and publish the notifications after its commit."""
+    """Claim (for this process) and count an attempt, evaluate in one unit of work, publish the notifications after
+    its commit. A claim whose process died is taken again once its heartbeat goes quiet (services.ops.liveness)."""
     with database.unit_of_work() as session:
-        attempt = begin_evaluation_attempt(session, administration_id, max_attempts=settings.max_attempts)
+        attempt = begin_evaluation_attempt(
+            session, administration_id, max_attempts=settings.max_attempts, claimed_by=process_name()
+        )
     if attempt is not Attempt.GO:
         return attempt.value
     try:
@@ -113,8 +122,8 @@ def evaluate_batch_now(database: Database, settings: Settings, administration_id
     name="alerts.evaluate_batch",
     bind=True,
     max_retries=MAX_RETRIES,
-    soft_time_limit=90,
-    time_limit=120,
+    soft_time_limit=EVALUATION_TIME_LIMIT - 30,
+    time_limit=EVALUATION_TIME_LIMIT,
     **IDEMPOTENT,
 )
 def evaluate_batch(self: Any, *administration_ids: int) -> dict[str, str]:

@@ -107,7 +107,7 @@ def run_reconcile(
     return result
 
 
-@shared_task(name=RECONCILE_JOB, soft_time_limit=50, time_limit=58, **IDEMPOTENT)
+@shared_task(name=RECONCILE_JOB, soft_time_limit=25, time_limit=28, **IDEMPOTENT)
 def reconcile(period: str | None = None) -> dict[str, int]:
     """Re-enqueue whatever the database says is still pending (once per period when beat sends it)."""
     return run_reconcile(period=period)

@@ -32,7 +32,7 @@ from reports.assemble import render_monthly_report
 from reports.pdf import RefusedResourceError
 from services.config import Settings
 from services.db import Database, utcnow
-from services.ops.liveness import pid_gone_here, process_name
+from services.ops.liveness import process_name
 from services.ops.operations import claim_period, finish_period
 from services.reporting.models import Report
 from services.reporting.operations import (
@@ -120,14 +120,8 @@ def _fail(database: Database, report_id: int, error: str, claimed_by: str | None
 
 def _claim(session: Session, settings: Settings, report_id: int, claimed_by: str) -> bool:
     """Claim the report; a running claim of a process on this host that no longer exists is taken at once."""
-    row = session.get(Report, report_id)
-    holder = row.claimed_by if row is not None and row.status == "running" else None
     return claim_report(
-        session,
-        report_id,
-        claimed_by=claimed_by,
-        stale_after=stale_running_after(settings.report_time_limit),
-        dead_claimer=holder if pid_gone_here(holder) else None,
+        session, report_id, claimed_by=claimed_by, stale_after=stale_running_after(settings.report_time_limit)
     )
 
 

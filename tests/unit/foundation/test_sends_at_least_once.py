@@ -14,6 +14,12 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from services.alerts.operations import (
+    STALE_EVALUATION,
+    Attempt,
+    begin_evaluation_attempt,
+    record_evaluation_failure,
+)
 from services.config import Settings
 from services.db import Database, utcnow
 from services.notifications.channels import sms_signature
@@ -23,10 +29,15 @@ from services.notifications.operations import (
     CLAIM_MARGIN,
     STALE_CLAIM,
     claim_notification,
+    mark_attempt_failed,
     queue_notification,
     stale_claim_after,
 )
+from services.ops.liveness import PROCESS_DEAD_AFTER, PROCESS_ROLE
+from services.ops.models import Heartbeat
 from services.ops.reconcile import find_pending
+from tests.factories import make_episode
+from tests.unit.alerts.series import submit_phq9
 
 
 def died_mid_send(db: Database, notification_id: int) -> None:
@@ -114,3 +125,79 @@ def test_a_sending_claim_is_re_driven_just_after_the_send_tasks_hard_time_limit(
     later = now + stale + timedelta(seconds=1)
     assert row.id in pending_at(later)
     assert claim_notification(session, row.id, now=later, stale_after=stale)
+
+
+def _heartbeat(session: Session, name: str, at: datetime) -> None:
+    session.add(Heartbeat(name=name, role=PROCESS_ROLE, at=at, detail={}))
+    session.flush()
+
+
+def test_a_claim_of_a_process_whose_heartbeat_went_quiet_is_re_driven_and_counted_as_unknown(
+    session: Session,
+) -> None:
+    row = queue_notification(session, channel="email", template="test_message", to_address="ops@example.test")
+    now = utcnow()
+    assert claim_notification(session, row.id, now=now, claimed_by="host-a:111")
+    _heartbeat(session, "host-a:111", now)
+
+    def pending_at(at: datetime) -> list[int]:
+        return find_pending(session, grace=timedelta(0), max_attempts=5, now=at).notifications
+
+    alive = now + PROCESS_DEAD_AFTER - timedelta(seconds=1)
+    assert row.id not in pending_at(alive)  # its process still beats (or only just stopped)
+    assert not claim_notification(session, row.id, now=alive, claimed_by="host-b:222")
+    quiet = now + PROCESS_DEAD_AFTER + timedelta(seconds=1)
+    assert quiet - now < STALE_CLAIM  # well before the send task's hard time limit
+    assert row.id in pending_at(quiet)
+    assert claim_notification(session, row.id, now=quiet, claimed_by="host-b:222")
+    session.refresh(row)
+    # The first attempt's outcome is unknown: the outbox says "sent at least once" from now on.
+    assert (row.status, row.claimed_by, row.attempts, row.unknown_attempts) == ("sending", "host-b:222", 2, 1)
+
+
+def test_a_failed_attempt_sent_again_is_not_counted_as_unknown(db: Database, test_settings: Settings) -> None:
+    with db.unit_of_work() as session:
+        row = queue_notification(session, channel="email", template="test_message", to_address="ops@example.test")
+    with db.unit_of_work() as session:
+        assert claim_notification(session, row.id, claimed_by="host-a:1")
+    with db.unit_of_work() as session:  # as the worker records an SMTP refusal: the outcome is known
+        assert mark_attempt_failed(session, row.id, error="421 try later", retry=True, max_attempts=5) == "pending"
+    assert deliver_notification(db, test_settings, row.id) is Outcome.SENT
+    with db.session() as session:
+        sent = session.get(Notification, row.id)
+        assert sent is not None
+        assert (sent.status, sent.attempts, sent.unknown_attempts) == ("sent", 2, 0)
+
+
+def test_an_evaluation_claimed_by_a_live_process_is_left_alone_and_a_dead_ones_is_taken(session: Session) -> None:
+    episode = make_episode(session)
+    row = submit_phq9(session, episode, 5, week=0)
+    now = utcnow()
+    assert begin_evaluation_attempt(session, row.id, max_attempts=5, claimed_by="host-a:111", now=now) is Attempt.GO
+    _heartbeat(session, "host-a:111", now)
+
+    def pending_at(at: datetime) -> list[int]:
+        return find_pending(session, grace=timedelta(0), max_attempts=5, now=at).administrations
+
+    alive = now + timedelta(seconds=30)
+    assert row.id not in pending_at(alive)
+    assert begin_evaluation_attempt(session, row.id, max_attempts=5, claimed_by="b:2", now=alive) is Attempt.CLAIMED
+    quiet = now + PROCESS_DEAD_AFTER + timedelta(seconds=1)
+    assert quiet - now < STALE_EVALUATION
+    assert row.id in pending_at(quiet)
+    assert begin_evaluation_attempt(session, row.id, max_attempts=5, claimed_by="b:2", now=quiet) is Attempt.GO
+    session.refresh(row)
+    assert (row.eval_claimed_by, row.eval_attempts) == ("b:2", 2)
+    # A failure releases the claim, so the next pass re-drives it without waiting for anyone's heartbeat.
+    record_evaluation_failure(session, row.id, error="boom", max_attempts=5)
+    assert row.id in pending_at(quiet)
+
+
+def test_an_evaluation_claim_with_no_heartbeat_waits_out_the_tasks_hard_time_limit(session: Session) -> None:
+    row = submit_phq9(session, make_episode(session), 5, week=0)
+    now = utcnow()
+    assert begin_evaluation_attempt(session, row.id, max_attempts=5, claimed_by="cli:1", now=now) is Attempt.GO
+    before = now + STALE_EVALUATION - timedelta(seconds=1)
+    after = now + STALE_EVALUATION + timedelta(seconds=1)
+    assert row.id not in find_pending(session, grace=timedelta(0), max_attempts=5, now=before).administrations
+    assert row.id in find_pending(session, grace=timedelta(0), max_attempts=5, now=after).administrations

@@ -78,3 +78,22 @@ def test_the_filesystem_broker_queue_depth_counts_its_files(tmp_path: Path) -> N
     (folder / "9_abc.celery.pidbox.msg").write_text("{}")
     depth = queue_depth(settings)
     assert (depth.broker, depth.waiting) == ("filesystem", 3)
+
+
+def test_the_messages_page_says_sent_at_least_once_when_an_attempt_outcome_is_unknown(
+    client: FlaskClient, signed_in: Callable[..., User], session: Session
+) -> None:
+    signed_in("admin")
+    plain = Notification(channel="email", template="test_message", to_address="a@example.test", status="sent")
+    plain.attempts = 1
+    doubled = Notification(channel="email", template="alert", to_address="b@example.test", status="sent")
+    doubled.attempts, doubled.unknown_attempts = 2, 1
+    session.add_all([plain, doubled])
+    session.flush()
+    page = client.get("/admin/outbox").get_data(as_text=True)
+    assert page.count("sent at least once</strong>") == 1
+    assert "Attempt 2 went through; 1 earlier attempt stopped mid-send and may also have arrived." in page
+    assert "a@example.test" not in page
+    assert "b@example.test" not in page
+    operations = client.get("/admin/operations").get_data(as_text=True)
+    assert '/admin/outbox">1</a>' in operations
