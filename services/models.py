@@ -3,6 +3,7 @@
 from services.accounts.models import ApiToken, LoginSession, PasswordReset, Role, Team, User
 from services.alerts.models import Alert, AlertAction, EscalationNotice, SignalRecord
 from services.audit.models import AuditEvent
+from services.briefs.models import BriefDiscussion, GoalRevision
 from services.clients.models import Appointment, Client, Episode
 from services.db import Base
 from services.notifications.models import Notification
@@ -20,9 +21,11 @@ __all__ = [
     "Appointment",
     "AuditEvent",
     "Base",
+    "BriefDiscussion",
     "Client",
     "Episode",
     "EscalationNotice",
+    "GoalRevision",
     "Heartbeat",
     "Invitation",
     "InvitationToken",
