@@ -37,7 +37,7 @@ def test_the_pdf_has_the_fidelity_section_with_intervals_suppression_and_methods
     a_row = next(line for key, line in rows.items() if line.strip().startswith(world["a"].name))
     b_row = next(line for key, line in rows.items() if line.strip().startswith(world["b"].name))
     assert "60%" in a_row
-    assert "–*" in b_row.replace(" ", "")
+    assert "\u2013*" in b_row.replace(" ", "")  # a dash marked *
     note = " ".join(section.split())
     assert "Not shown by clinician this month" in note
     assert "Briefs discussed, Alerts acted on, Risk alerts in the window" in note
