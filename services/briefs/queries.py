@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from statistics import fmean
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from services.accounts.models import User
@@ -37,9 +37,23 @@ COMPONENT_BELOW = DEFAULT_SETTINGS.component_threshold
 BRIEF_VIEW = "brief"
 
 
+# The audit trail's `what` of the views that show a client's feedback: the chart, an alert, a session's brief.
+FEEDBACK_VIEWS = ("chart",)
+FEEDBACK_VIEW_PREFIXES = ("alert:", f"{BRIEF_VIEW}:")
+
+
 def brief_view_label(appointment_id: int | None) -> str:
     """The audit trail's `what` for a view of a session's brief."""
     return f"{BRIEF_VIEW}:{appointment_id}" if appointment_id is not None else BRIEF_VIEW
+
+
+def feedback_view() -> ColumnElement[bool]:
+    """The audit rows that are a view of a client's feedback (chart, alert, brief)."""
+    what = AuditEvent.detail["what"].as_string()
+    return and_(
+        AuditEvent.action == "client_viewed",
+        or_(what.in_(FEEDBACK_VIEWS), *[what.like(f"{prefix}%") for prefix in FEEDBACK_VIEW_PREFIXES]),
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -649,3 +663,55 @@ def get_together_view(session: Session, user: User, client_id: int) -> TogetherV
         revisions=revisions,
         own=episode.clinician_id == user.id,
     )
+
+
+def waiting_briefs(session: Session, *, start: datetime, end: datetime, before: datetime) -> dict[int, int]:
+    """Per clinician: their sessions between start and end whose brief has answers (since the session before it,
+    up to `before`) that nobody has opened since (no view of the client's brief, chart or alert). One query."""
+    earlier = aliased(Appointment)
+    previous_start = (
+        select(func.max(earlier.starts_at))
+        .where(
+            earlier.episode_id == Appointment.episode_id,
+            earlier.starts_at < Appointment.starts_at,
+            earlier.status.in_(HELD_STATUSES),
+        )
+        .correlate(Appointment)
+        .scalar_subquery()
+    )
+    latest_answer = (
+        select(func.max(Administration.completed_at))
+        .where(
+            Administration.episode_id == Appointment.episode_id,
+            Administration.respondent == "client",
+            Administration.completed_at < before,
+            or_(previous_start.is_(None), Administration.completed_at >= previous_start),
+        )
+        .correlate(Appointment)
+        .scalar_subquery()
+    )
+    sessions = (
+        select(
+            Episode.clinician_id.label("clinician_id"), Episode.client_id.label("client_id"), latest_answer.label("at")
+        )
+        .select_from(Appointment)
+        .join(Episode, Episode.id == Appointment.episode_id)
+        .where(
+            Appointment.starts_at >= start,
+            Appointment.starts_at < end,
+            Appointment.status.in_(HELD_STATUSES),
+            Episode.ended_on.is_(None),
+        )
+        .subquery("today")
+    )
+    opened = exists(
+        select(AuditEvent.id).where(
+            AuditEvent.client_id == sessions.c.client_id, AuditEvent.at >= sessions.c.at, feedback_view()
+        )
+    )
+    rows = session.execute(
+        select(sessions.c.clinician_id, func.count())
+        .where(sessions.c.at.is_not(None), ~opened)
+        .group_by(sessions.c.clinician_id)
+    )
+    return {int(c): int(n) for c, n in rows}

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, aliased
 from services.alerts.models import Alert, AlertAction
 from services.audit.models import AuditEvent
 from services.briefs.models import BriefDiscussion
-from services.briefs.queries import BRIEF_VIEW, HELD_STATUSES
+from services.briefs.queries import HELD_STATUSES, feedback_view
 from services.clients.models import Appointment, Episode
 from services.db import UTCDateTime, utcnow
 from services.reporting.periods import Month, ReportScope
@@ -40,9 +40,6 @@ from services.reporting.sql import grouped_percentiles, hours_between
 from services.surveys.models import Administration
 
 ALERT_KINDS = ("risk", "alliance", "outcome")
-# The audit trail's `what` of the views that show a client's feedback: the chart, an alert, a session's brief.
-FEEDBACK_VIEWS = ("chart",)
-FEEDBACK_VIEW_PREFIXES = ("alert:", f"{BRIEF_VIEW}:")
 
 
 @dataclass(frozen=True)
@@ -93,15 +90,6 @@ def _scope(scope: ReportScope) -> list[ColumnElement[bool]]:
 
 def _in_month(ts: Any, month: Month) -> ColumnElement[bool]:
     return and_(ts >= literal(month.start, UTCDateTime()), ts < literal(month.end, UTCDateTime()))
-
-
-def feedback_view() -> ColumnElement[bool]:
-    """The audit rows that are a view of a client's feedback (chart, alert, brief)."""
-    what = AuditEvent.detail["what"].as_string()
-    return and_(
-        AuditEvent.action == "client_viewed",
-        or_(what.in_(FEEDBACK_VIEWS), *[what.like(f"{prefix}%") for prefix in FEEDBACK_VIEW_PREFIXES]),
-    )
 
 
 def viewed_counts(
