@@ -3,6 +3,7 @@ client", and the view shared with the client (with a sentinel in every staff-onl
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -398,3 +399,27 @@ def test_room_pages_cost_the_same_for_few_and_many_sessions(
             assert response.status_code == 200, path
             counts[name].append(counter.count)
     assert all(few == many for few, many in counts.values()), counts
+
+
+def test_the_chart_shows_answers_by_question_with_phases_and_the_risk_item(
+    client: FlaskClient, session: Session, signed_in: Callable[..., User], test_settings: Settings
+) -> None:
+    me = signed_in("clinician")
+    appointment = _episode_with_history(session, me, test_settings)
+    episode = appointment.episode
+    _phq9(session, episode, 12, appointment.starts_at - timedelta(hours=1), item9=2)
+    html = client.get(f"/clinician/clients/{episode.client_id}/chart").get_data(as_text=True)
+    table = html.split('id="items-heading"')[1].split("</section>")[0]
+    assert "Q9 (risk item)" in table
+    assert table.count("<tr><td>") == 5  # five PHQ-9 administrations
+    phases = re.findall(r"<tr><td>\d+ \([^)]*\)</td><td>([^<]+)</td>", table)
+    assert phases == ["intake", "session", "session", "review (checkpoint)", "session"]
+    assert '<td class="num risk-col"><strong>2</strong></td>' in table  # the latest answer to question 9
+    # An ended episode's last administration is its discharge.
+    episode.ended_on = date.today()
+    session.flush()
+    html = client.get(f"/clinician/clients/{episode.client_id}/chart").get_data(as_text=True)
+    table = html.split('id="items-heading"')[1].split("</section>")[0]
+    assert re.findall(r"<tr><td>\d+ \([^)]*\)</td><td>([^<]+)</td>", table)[-1] == "discharge"
+    brief = client.get(f"/clinician/sessions/{appointment.id}/brief").get_data(as_text=True)
+    assert "question 9 (risk item): 2" in brief
