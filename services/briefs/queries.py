@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from statistics import fmean
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, String, and_, cast, exists, func, literal, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from services.accounts.models import User
@@ -267,7 +267,8 @@ def phase_of(index: int, count: int, *, episode_ended: bool, checkpoint: int) ->
 def list_today(session: Session, user: User, *, start: datetime, end: datetime) -> list[TodayRow]:
     """The viewer's own sessions between start and end (a practice-local day), by time, with their brief's state.
 
-    Three queries: the sessions with their new answers and open alerts counted, the brief views, the discussions.
+    One query: the sessions with their new answers and open alerts counted, and whether the brief was opened by
+    the viewer and marked discussed.
     """
     before = aliased(Appointment)
     previous_start = (
@@ -297,8 +298,28 @@ def list_today(session: Session, user: User, *, start: datetime, end: datetime) 
         .correlate(Appointment)
         .scalar_subquery()
     )
+    label = literal(f"{BRIEF_VIEW}:", String()) + cast(Appointment.id, String())
+    opened = exists(
+        select(AuditEvent.id).where(
+            AuditEvent.actor_id == user.id,
+            AuditEvent.client_id == Client.id,
+            AuditEvent.action == "client_viewed",
+            AuditEvent.detail["what"].as_string() == label,
+        )
+    )
+    discussed = exists(select(BriefDiscussion.id).where(BriefDiscussion.appointment_id == Appointment.id))
     rows = session.execute(
-        select(Appointment, Client.id, Client.first_name, Client.last_name, Episode.id, new_answers, open_alerts)
+        select(
+            Appointment,
+            Client.id,
+            Client.first_name,
+            Client.last_name,
+            Episode.id,
+            new_answers,
+            open_alerts,
+            opened,
+            discussed,
+        )
         .join(Episode, Episode.id == Appointment.episode_id)
         .join(Client, Client.id == Episode.client_id)
         .where(
@@ -310,23 +331,6 @@ def list_today(session: Session, user: User, *, start: datetime, end: datetime) 
         )
         .order_by(Appointment.starts_at, Appointment.id)
     ).all()
-    if not rows:
-        return []
-    ids = [row[0].id for row in rows]
-    labels = [brief_view_label(i) for i in ids]
-    opened = set(
-        session.scalars(
-            select(AuditEvent.detail["what"].as_string()).where(
-                AuditEvent.actor_id == user.id,
-                AuditEvent.action == "client_viewed",
-                AuditEvent.client_id.in_({row[1] for row in rows}),
-                AuditEvent.detail["what"].as_string().in_(labels),
-            )
-        )
-    )
-    discussed = set(
-        session.scalars(select(BriefDiscussion.appointment_id).where(BriefDiscussion.appointment_id.in_(ids)))
-    )
     return [
         TodayRow(
             appointment=appointment,
@@ -334,11 +338,11 @@ def list_today(session: Session, user: User, *, start: datetime, end: datetime) 
             client_name=f"{first} {last}",
             episode_id=episode_id,
             new_answers=int(new or 0),
-            opened=brief_view_label(appointment.id) in opened,
-            discussed=appointment.id in discussed,
+            opened=bool(was_opened),
+            discussed=bool(was_discussed),
             open_alerts=int(alerts or 0),
         )
-        for appointment, client_id, first, last, episode_id, new, alerts in rows
+        for appointment, client_id, first, last, episode_id, new, alerts, was_opened, was_discussed in rows
     ]
 
 

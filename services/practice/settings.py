@@ -35,6 +35,10 @@ DEFAULTS: dict[str, Any] = {
     "survey_link_hours": 24,
     # A person gets at most one escalation message per this many minutes (services.alerts.escalation).
     "escalation_digest_minutes": 15,
+    # A client's measures are overdue with no completed questionnaire in their last this many sessions (front desk).
+    "measures_overdue_sessions": 3,
+    # The share of scheduled measures the practice aims to have completed, in percent (the completion funnel).
+    "completion_goal_percent": 70,
 }
 
 
@@ -54,6 +58,8 @@ class NumberRange:
 NUMBER_RANGES: dict[str, NumberRange] = {
     "survey_link_hours": NumberRange(1, 24 * 14),
     "escalation_digest_minutes": NumberRange(1, 24 * 60),
+    "measures_overdue_sessions": NumberRange(1, 20),
+    "completion_goal_percent": NumberRange(1, 100),
 }
 
 
