@@ -5,7 +5,7 @@ PYTEST := .venv/bin/pytest
 XDIST ?= 2
 
 .PHONY: install run test test-quick test-integration test-e2e lint typecheck \
-        bench-signals bench-submit bench-alerts bench-reconcile bench-report bench-seed clean
+        bench-signals bench-submit bench-alerts bench-reconcile bench-report bench-seed bench-room clean
 
 install:
 	@infra/bootstrap.sh run
@@ -61,6 +61,10 @@ bench-report:
 bench-seed:
 	@infra/bootstrap.sh test
 	@$(PY) tests/benchmarks/bench_seed.py
+
+bench-room:
+	@infra/bootstrap.sh test
+	@$(PY) tests/benchmarks/bench_room.py
 
 clean:
 	rm -rf var/ .pytest_cache .mypy_cache .ruff_cache .hypothesis
