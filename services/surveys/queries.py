@@ -286,10 +286,11 @@ def list_overdue(
 ) -> tuple[list[OverdueClient], int]:
     """Open episodes whose last `sessions` sessions (begun by now, not cancelled or missed) all lack a completed
     invitation, most recent session first, one page at a time; and how many there are. Three queries."""
-    done = (
-        select(Invitation.id)
-        .where(Invitation.appointment_id == Appointment.id, Invitation.status == "completed")
-        .exists()
+    # One pass over the completed invitations (a hashed set on PostgreSQL), not a look-up per session.
+    done = Appointment.id.in_(
+        select(Invitation.appointment_id).where(
+            Invitation.status == "completed", Invitation.appointment_id.is_not(None)
+        )
     )
     ranked = (
         select(
