@@ -5,7 +5,7 @@ PYTEST := .venv/bin/pytest
 XDIST ?= 2
 
 .PHONY: install run test test-quick test-integration test-e2e lint typecheck \
-        bench-signals bench-submit bench-alerts bench-reconcile bench-report bench-seed bench-audit bench-faults clean
+        bench-signals bench-submit bench-alerts bench-reconcile bench-report bench-seed bench-audit bench-faults bench-room clean
 
 install:
 	@infra/bootstrap.sh run
@@ -69,6 +69,10 @@ bench-audit:
 bench-faults:
 	@infra/bootstrap.sh test
 	@$(PY) tests/benchmarks/bench_faults.py
+
+bench-room:
+	@infra/bootstrap.sh test
+	@$(PY) tests/benchmarks/bench_room.py
 
 clean:
 	rm -rf var/ .pytest_cache .mypy_cache .ruff_cache .hypothesis

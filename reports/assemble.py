@@ -19,6 +19,7 @@ from reports.monthly import (
     COMPONENTS,
     DEFAULT_DEFINITIONS,
     EVIDENCE,
+    FIDELITY_HEADERS,
     MIN_CELL,
     TREND_MONTHS,
     AlertKindFigures,
@@ -27,6 +28,9 @@ from reports.monthly import (
     ClinicianFigures,
     ComponentCount,
     Definition,
+    FidelityFigures,
+    FidelityKind,
+    FidelityLine,
     MethodsData,
     MonthFigures,
     MonthlyReportData,
@@ -41,12 +45,14 @@ from services.config import Settings
 from services.db import utcnow
 from services.measures import load_instrument
 from services.practice.rules import rule_settings
-from services.reporting.periods import Month, ReportScope, months_ending
+from services.reporting.fidelity import Fidelity, FidelityRow, fidelity
+from services.reporting.periods import Month, ReportScope, month_of, months_ending
 from services.reporting.queries import (
     GAD7,
     PHQ9,
     MonthlyAggregates,
     NotOnTrackRow,
+    clinician_names,
     first_activity_day,
     monthly_aggregates,
 )
@@ -278,6 +284,16 @@ def methods_for(settings: SignalSettings, risk_window_minutes: int, min_cell: in
                 "Opened: created in the month. Completed on time or late: completed in the month, by or after the "
                 "due time. Overdue: still open at month end past the due time.",
             ),
+            Definition(
+                "Was the feedback used?",
+                f"{FIDELITY_HEADERS[0]}: client answers in the month with a next session (not cancelled) that "
+                "their clinician opened (brief, chart or alert, in the audit trail) after the answer and before it "
+                "began; undecided until opened or begun; none after an ended episode. "
+                f"{FIDELITY_HEADERS[1]}: sessions begun in the month with answers before them, marked 'discussed "
+                f"with the client'. {FIDELITY_HEADERS[2]}: alerts opened in the month with an action by a person "
+                "(a system escalation is none); median hours to that first action. "
+                f"{FIDELITY_HEADERS[3]}: risk alerts opened in the month acknowledged within the risk window.",
+            ),
         ]
     )
     in_force = (
@@ -316,6 +332,41 @@ def methods_for(settings: SignalSettings, risk_window_minutes: int, min_cell: in
     return MethodsData(definitions=tuple(definitions), settings=in_force, citations=EVIDENCE)
 
 
+def fidelity_figures(figures: Fidelity, names: dict[int, str], risk_window_minutes: int) -> FidelityFigures:
+    """The report's "was the feedback used?" data from the fidelity queries."""
+
+    def line(row: FidelityRow, name: str) -> FidelityLine:
+        return FidelityLine(
+            name=name,
+            administrations=row.administrations,
+            viewed=row.viewed_before_next,
+            briefs=row.briefs,
+            discussed=row.briefs_discussed,
+            alerts_opened=row.alerts_opened,
+            alerts_acted_on=row.alerts_acted_on,
+            risk_alerts=row.risk_alerts,
+            risk_in_window=row.risk_in_window,
+        )
+
+    kinds = []
+    for kind, label in (("risk", "Risk"), ("alliance", "Alliance"), ("outcome", "Outcome")):
+        use = figures.total.alerts.get(kind)
+        kinds.append(
+            FidelityKind(
+                label,
+                use.opened if use else 0,
+                use.acted_on if use else 0,
+                figures.median_hours.get(kind),
+            )
+        )
+    return FidelityFigures(
+        total=line(figures.total, "All"),
+        clinicians=tuple(line(row, names.get(row.clinician_id, f"Staff {row.clinician_id}")) for row in figures.rows),
+        kinds=tuple(kinds),
+        risk_window_minutes=risk_window_minutes,
+    )
+
+
 def assemble_monthly(
     aggregates: MonthlyAggregates,
     *,
@@ -325,6 +376,7 @@ def assemble_monthly(
     signal_settings: SignalSettings,
     risk_window_minutes: int,
     min_cell: int = MIN_CELL,
+    fidelity_data: FidelityFigures | None = None,
 ) -> MonthlyReportData:
     """Build the report's plain data from the aggregates (raises ValueError if they disagree with each other)."""
     totals = _totals(aggregates)
@@ -451,6 +503,7 @@ def assemble_monthly(
         # The practice report counts clients per team and clinician; their codes are in the narrower reports.
         list_clients=aggregates.scope.kind != "practice",
         client_lists_in=aggregates.team_names,
+        fidelity=fidelity_data,
     )
 
 
@@ -483,13 +536,27 @@ def monthly_report_data(
     aggregates = monthly_aggregates(
         session, scope, months, settings=signal_settings, risk_window_minutes=signal_settings.risk_window_minutes
     )
+    started = time.perf_counter()
+    used = fidelity(
+        session,
+        scope,
+        month_of(period, tz),
+        risk_window_minutes=signal_settings.risk_window_minutes,
+        now=now or utcnow(),
+    )
+    aggregates.timings["fidelity"] = time.perf_counter() - started
+    names = dict(aggregates.clinician_names)
+    missing = [row.clinician_id for row in used.rows if row.clinician_id not in names]
+    if missing:
+        names.update(clinician_names(session, missing))
     data = assemble_monthly(
         aggregates,
         practice_name=settings.practice_name,
         generated_on=(now or utcnow()).astimezone(tz).date(),
         tz=tz,
         signal_settings=signal_settings,
-        risk_window_minutes=settings.risk_window_minutes,
+        risk_window_minutes=signal_settings.risk_window_minutes,
+        fidelity_data=fidelity_figures(used, names, signal_settings.risk_window_minutes),
     )
     return data, aggregates
 

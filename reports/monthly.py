@@ -391,6 +391,41 @@ EVIDENCE: Final = (
 
 
 @dataclass(frozen=True)
+class FidelityLine:
+    """Was the feedback used? One clinician's (or the whole scope's) counts for the month."""
+
+    name: str
+    administrations: int = 0
+    viewed: int = 0
+    briefs: int = 0
+    discussed: int = 0
+    alerts_opened: int = 0
+    alerts_acted_on: int = 0
+    risk_alerts: int = 0
+    risk_in_window: int = 0
+
+
+@dataclass(frozen=True)
+class FidelityKind:
+    """Alerts of one kind opened in the month: how many were acted on, and the median hours to the first action."""
+
+    label: str
+    opened: int
+    acted_on: int
+    median_hours: float | None
+
+
+@dataclass(frozen=True)
+class FidelityFigures:
+    """The report's "was the feedback used?" section (services.reporting.fidelity)."""
+
+    total: FidelityLine
+    clinicians: tuple[FidelityLine, ...]
+    kinds: tuple[FidelityKind, ...]
+    risk_window_minutes: int
+
+
+@dataclass(frozen=True)
 class MethodsData:
     """The methods page: definitions, the thresholds in force, and the evidence cited."""
 
@@ -420,6 +455,8 @@ class MonthlyReportData:
     # listed in the team and clinician reports named in client_lists_in.
     list_clients: bool = True
     client_lists_in: tuple[str, ...] = ()
+    # Was the feedback used? (None when the data comes without it, as in the synthetic sample.)
+    fidelity: FidelityFigures | None = None
 
     def __post_init__(self) -> None:
         problems = check_report_data(self)
@@ -1254,6 +1291,79 @@ def _attention(data: MonthlyReportData) -> list[Fact]:
     ]
 
 
+FIDELITY_HEADERS: Final = (
+    "Feedback viewed before the next session",
+    "Briefs discussed",
+    "Alerts acted on",
+    "Risk alerts in the window",
+)
+
+
+def _fidelity_cells(line: FidelityLine, min_n: int) -> tuple[Cell, ...]:
+    return (
+        rate_cell(line.viewed, line.administrations, min_n=min_n),
+        rate_cell(line.discussed, line.briefs, min_n=min_n),
+        rate_cell(line.alerts_acted_on, line.alerts_opened, min_n=min_n),
+        rate_cell(line.risk_in_window, line.risk_alerts, min_n=min_n),
+    )
+
+
+def _fidelity(data: MonthlyReportData) -> dict[str, Any] | None:
+    """The "was the feedback used?" section: four facts, alerts by kind, and a row per clinician (not ranked)."""
+    f = data.fidelity
+    if f is None:
+        return None
+    min_n = data.min_cell
+    t = f.total
+    cells = _fidelity_cells(t, min_n)
+    facts = [
+        _fact(FIDELITY_HEADERS[0], cells[0], f"of {format_number(t.administrations)} answers with a next session"),
+        _fact(FIDELITY_HEADERS[1], cells[1], f"of {format_number(t.briefs)} sessions with answers before them"),
+        _fact(FIDELITY_HEADERS[2], cells[2], f"of {format_number(t.alerts_opened)} alerts opened"),
+        _fact(
+            FIDELITY_HEADERS[3],
+            cells[3],
+            f"acknowledged within {f.risk_window_minutes} min, of {format_number(t.risk_alerts)}",
+        ),
+    ]
+    kinds = [
+        Row(
+            k.label,
+            (
+                _count(k.opened),
+                rate_cell(k.acted_on, k.opened, min_n=min_n),
+                Cell(DASH) if k.median_hours is None else Cell(format_number(k.median_hours, 1)),
+            ),
+        )
+        for k in f.kinds
+    ]
+    practice = not data.list_clients
+    clinicians = sorted(f.clinicians, key=lambda c: (c.name.casefold(), c.name))
+    table: FigureTable | None = None
+    note = ""
+    if practice and len(clinicians) > CLINICIAN_ROWS_MAX:
+        note = f"With {len(clinicians)} clinicians, each clinician's row is in their team's report."
+    elif clinicians:
+        # As in the by-clinician table: a column withheld in every row is left out, and a sentence says so.
+        every = [(c.name, _fidelity_cells(c, min_n)) for c in clinicians]
+        kept = [i for i in range(len(FIDELITY_HEADERS)) if not all(cells[i].suppressed for _, cells in every)]
+        dropped = [FIDELITY_HEADERS[i] for i in range(len(FIDELITY_HEADERS)) if i not in kept]
+        if dropped:
+            note = (
+                f"Not shown by clinician this month, because no clinician had {min_n} or more cases for them: "
+                f"{', '.join(dropped)}. The figures for the whole report are above."
+            )
+        if kept:
+            rows = []
+            for name, row_cells in every:
+                shown = tuple(row_cells[i] for i in kept)
+                withheld = all(cell.suppressed for cell in shown)
+                rows.append(Row(name, shown, f"fewer than {min_n} cases for every rate" if withheld else ""))
+            headers = tuple(FIDELITY_HEADERS[i] for i in kept)
+            table = FigureTable(headers=headers, groups=(RowGroup("", tuple(rows)),))
+    return {"facts": facts, "kinds": kinds, "table": table, "rows_note": note}
+
+
 def report_context(data: MonthlyReportData) -> dict[str, Any]:
     """Everything the monthly templates place, already formatted."""
     previous = data.trend[-2].period if len(data.trend) > 1 else None
@@ -1271,6 +1381,7 @@ def report_context(data: MonthlyReportData) -> dict[str, Any]:
         "alliance": _alliance(data),
         "workflow": _workflow(data),
         "tables": _clinician_tables(data),
+        "fidelity": _fidelity(data),
         "where_listed": "" if data.list_clients else _where_listed(data),
         "trends_heading": trends_heading(len(data.trend)),
         "trend_months": len(data.trend),

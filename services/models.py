@@ -14,6 +14,7 @@ from services.accounts.models import (
 )
 from services.alerts.models import Alert, AlertAction, EscalationNotice, SignalRecord
 from services.audit.models import AuditEvent
+from services.briefs.models import BriefDiscussion, GoalRevision
 from services.calibration.models import TrajectoryFit
 from services.clients.models import Appointment, Client, Episode
 from services.db import Base
@@ -32,9 +33,11 @@ __all__ = [
     "Appointment",
     "AuditEvent",
     "Base",
+    "BriefDiscussion",
     "Client",
     "Episode",
     "EscalationNotice",
+    "GoalRevision",
     "Heartbeat",
     "Invitation",
     "InvitationToken",

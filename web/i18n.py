@@ -72,6 +72,13 @@ def local_time(value: time) -> str:
     return babel_dates.format_time(value, "short", locale=get_locale())
 
 
+def local_clock(value: datetime | None) -> str:
+    """A UTC timestamp as the practice-local time of day only (today's sessions)."""
+    if value is None:
+        return DASH
+    return babel_dates.format_time(value.astimezone(current_settings().tz).time(), "short", locale=get_locale())
+
+
 def _gettext(msgid: str) -> str:
     return str(get_translations().ugettext(msgid))
 
@@ -109,5 +116,6 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["local_date"] = local_date
     app.jinja_env.filters["local_month"] = local_month
     app.jinja_env.filters["local_time"] = local_time
+    app.jinja_env.filters["local_clock"] = local_clock
     app.jinja_env.filters["translate"] = translate
     app.jinja_env.filters["number"] = local_number

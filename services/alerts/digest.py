@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from services.accounts.models import User
 from services.alerts.models import Alert
+from services.briefs.queries import waiting_briefs
 from services.clients.models import Episode
 from services.notifications.models import Notification
 from services.notifications.operations import queue_notification
@@ -26,6 +27,8 @@ from services.ops.operations import claim_period, finish_period
 JOB = "alerts.send_digests"
 DIGEST_TIMES = (time(8, 0), time(16, 0))
 DIGEST_KINDS = ("alliance", "outcome")
+# The morning digest also says how many of today's briefs have new answers nobody has opened (issue 15).
+MORNING = DIGEST_TIMES[0]
 
 
 @dataclass
@@ -96,17 +99,23 @@ def send_digests(session: Session, *, now: datetime, tz: ZoneInfo, base_url: str
             continue
         per_user[user.id].append(alert_id)
         users[user.id] = user
-    for user_id, alert_ids in sorted(per_user.items()):
+    briefs = _waiting_briefs(session, slot, tz, users)
+    for user_id in sorted(set(per_user) | set(briefs)):
         user = users[user_id]
+        alert_ids = per_user.get(user_id, [])
+        waiting = briefs.get(user_id, 0)
+        template = "alert_digest" if not waiting else ("morning_digest" if alert_ids else "briefs_waiting")
+        link = "/clinician/alerts" if not waiting else "/clinician/"
         row = queue_notification(
             session,
             channel="email",
-            template="alert_digest",
+            template=template,
             to_address=user.email,
             recipient_user_id=user.id,
             context={
                 "count": len(alert_ids),
-                "link": f"{base_url.rstrip('/')}/clinician/alerts",
+                **({"briefs": waiting} if waiting else {}),
+                "link": f"{base_url.rstrip('/')}{link}",
                 "language": user.language,
             },
             dedupe_key=f"digest:{user.id}:{key}",
@@ -124,6 +133,23 @@ def send_digests(session: Session, *, now: datetime, tz: ZoneInfo, base_url: str
         },
     )
     return outcome
+
+
+def _waiting_briefs(session: Session, slot: datetime, tz: ZoneInfo, users: dict[int, User]) -> dict[int, int]:
+    """At the morning slot, today's briefs waiting per digest-mode clinician (fills users with those not in it)."""
+    local = slot.astimezone(tz)
+    if local.time() != MORNING:
+        return {}
+    start = datetime.combine(local.date(), time(0), tzinfo=tz).astimezone(UTC)
+    end = datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
+    waiting = waiting_briefs(session, start=start, end=end, before=slot)
+    if not waiting:
+        return {}
+    for user in session.scalars(
+        select(User).where(User.id.in_(waiting), User.notify_mode == "digest", User.active.is_(True))
+    ):
+        users.setdefault(user.id, user)
+    return {user_id: n for user_id, n in waiting.items() if user_id in users and users[user_id].notify_mode == "digest"}
 
 
 def _previous_until(previous: JobRun | None) -> datetime | None:

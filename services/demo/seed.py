@@ -33,6 +33,7 @@ from services.clients.operations import CHECK_IN_AFTER
 from services.config import Settings
 from services.db import Database
 from services.demo.names import client_code, synthetic_name
+from services.demo.room import seed_feedback_use
 from services.demo.trajectories import ClientCourse, client_course, outcome_items
 from services.measures import load_instrument, score_administration
 from services.practice.crisis import seed_demo_crisis_info
@@ -248,6 +249,8 @@ def seed_demo(
             ack_window=timedelta(hours=defaults.ack_window_hours),
             risk_window=timedelta(minutes=defaults.risk_window_minutes),
         )
+        # Some briefs opened before their sessions and marked discussed, differently by clinician (issue 15).
+        seed_feedback_use(session, random.Random(seed + 15), now=now)
         # Upcoming sessions get their invitations now, as the every-minute job would (sent by the worker).
         dispatch_invitations(session, policy=InvitationPolicy(), now=now)
         # Last month's practice report, so the manager's reports page has one: a pending row the worker renders as

@@ -20,7 +20,7 @@ class MessageTemplate:
 
 
 # The only values a message may contain. Names, scores, instruments and diagnoses are not among them.
-ALLOWED_FIELDS = frozenset({"link", "practice", "first_name", "opt_out_link", "count", "role", "duration"})
+ALLOWED_FIELDS = frozenset({"link", "practice", "first_name", "opt_out_link", "count", "briefs", "role", "duration"})
 
 # {duration}: how long the survey takes, worded from values["minutes"] (services.surveys.estimate.survey_minutes,
 # the figure the survey's first page shows too).
@@ -38,6 +38,21 @@ TEMPLATES: dict[str, MessageTemplate] = {
     "alert_digest": MessageTemplate(
         subject=N_("Your Rapport summary"),
         body=N_("You have {count} item(s) to look at in Rapport.\n\nOpen them here: {link}\n"),
+    ),
+    # The morning digest when today's briefs are waiting too (services.alerts.digest): counts only.
+    "morning_digest": MessageTemplate(
+        subject=N_("Your Rapport summary"),
+        body=N_(
+            "You have {count} item(s) to look at in Rapport, and {briefs} brief(s) for today's sessions are "
+            "waiting: new answers nobody has opened yet.\n\nOpen them here: {link}\n"
+        ),
+    ),
+    "briefs_waiting": MessageTemplate(
+        subject=N_("Your Rapport summary"),
+        body=N_(
+            "{briefs} brief(s) for today's sessions are waiting in Rapport: new answers nobody has opened yet."
+            "\n\nOpen them here: {link}\n"
+        ),
     ),
     "escalation": MessageTemplate(
         subject=N_("Rapport: an item needs attention"),

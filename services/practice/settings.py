@@ -54,6 +54,10 @@ DEFAULTS: dict[str, Any] = {
         "not_on_track_checkpoint": 7,
         "risk_window_minutes": 60,
     },
+    # A client's measures are overdue with no completed questionnaire in their last this many sessions (front desk).
+    "measures_overdue_sessions": 3,
+    # The share of scheduled measures the practice aims to have completed, in percent (the completion funnel).
+    "completion_goal_percent": 70,
 }
 
 
@@ -80,6 +84,8 @@ class NumberRange:
 NUMBER_RANGES: dict[str, NumberRange] = {
     "survey_link_hours": NumberRange(1, 24 * 14),
     "escalation_digest_minutes": NumberRange(1, 24 * 60),
+    "measures_overdue_sessions": NumberRange(1, 20),
+    "completion_goal_percent": NumberRange(1, 100),
 }
 
 # The fields of settings whose value is a mapping of numbers (every field must be given, each within its range).

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from services.accounts.models import Role, User
 from services.clients.models import Appointment, Client, Episode
 from services.clients.queries import DEFAULT_PER_PAGE, MAX_PER_PAGE, Page, client_scope, episode_scope
+from services.db import utcnow
 from services.inputs import page_offset
 from services.surveys.models import Invitation
 
@@ -259,3 +260,99 @@ def invitation_funnel(
     )
     by_week = [FunnelGroup(key=w.isoformat(), label=w.isoformat(), counts=weeks[w]) for w in sorted(weeks)]
     return Funnel(start=start, end=end, total=total, by_channel=by_channel, by_clinician=by_clinician, by_week=by_week)
+
+
+@dataclass(frozen=True)
+class OverdueClient:
+    """A client in care with no completed questionnaire in their last N sessions, and their latest invitation."""
+
+    client_id: int
+    first_name: str
+    last_name: str
+    code: str
+    clinician_name: str
+    episode_id: int
+    last_session_at: datetime
+    invitation: Invitation | None
+    email_ok: bool
+    sms_ok: bool
+
+    @property
+    def answerable(self) -> bool:
+        """True when the latest invitation can still be answered (so its link can be sent again)."""
+        inv = self.invitation
+        return inv is not None and inv.status in ("sent", "opened", "started") and inv.expires_at > utcnow()
+
+
+def list_overdue(
+    session: Session, *, sessions: int, now: datetime, page: int = 1, per_page: int = 25
+) -> tuple[list[OverdueClient], int]:
+    """Open episodes whose last `sessions` sessions (begun by now, not cancelled or missed) all lack a completed
+    invitation, most recent session first, one page at a time; and how many there are. Three queries."""
+    # One pass over the completed invitations (a hashed set on PostgreSQL), not a look-up per session.
+    done = Appointment.id.in_(
+        select(Invitation.appointment_id).where(
+            Invitation.status == "completed", Invitation.appointment_id.is_not(None)
+        )
+    )
+    ranked = (
+        select(
+            Appointment.episode_id.label("episode_id"),
+            Appointment.starts_at.label("starts_at"),
+            case((done, 1), else_=0).label("done"),
+            func.row_number()
+            .over(partition_by=Appointment.episode_id, order_by=(Appointment.starts_at.desc(), Appointment.id.desc()))
+            .label("n"),
+        )
+        .join(Episode, Episode.id == Appointment.episode_id)
+        .where(
+            Episode.ended_on.is_(None),
+            Appointment.status.in_(("scheduled", "completed")),
+            Appointment.starts_at <= now,
+        )
+        .subquery("ranked")
+    )
+    latest = (
+        select(ranked.c.episode_id, func.max(ranked.c.starts_at).label("last_at"))
+        .where(ranked.c.n <= sessions)
+        .group_by(ranked.c.episode_id)
+        .having(func.count() == sessions, func.sum(ranked.c.done) == 0)
+        .subquery("overdue")
+    )
+    total = session.scalar(select(func.count()).select_from(latest)) or 0
+    rows = session.execute(
+        select(latest.c.episode_id, latest.c.last_at, Client, User.name)
+        .join(Episode, Episode.id == latest.c.episode_id)
+        .join(Client, Client.id == Episode.client_id)
+        .join(User, User.id == Episode.clinician_id)
+        .where(Client.archived_at.is_(None))
+        .order_by(latest.c.last_at.desc(), latest.c.episode_id)
+        .limit(per_page)
+        .offset((max(page, 1) - 1) * per_page)
+    ).all()
+    episode_ids = [row[0] for row in rows]
+    last: dict[int, Invitation] = {}
+    if episode_ids:
+        newest = (
+            select(func.max(Invitation.id))
+            .where(Invitation.episode_id.in_(episode_ids), Invitation.sent_at.is_not(None))
+            .group_by(Invitation.episode_id)
+        )
+        for invitation in session.scalars(select(Invitation).where(Invitation.id.in_(newest))):
+            last[invitation.episode_id] = invitation
+    items = [
+        OverdueClient(
+            client_id=client.id,
+            first_name=client.first_name,
+            last_name=client.last_name,
+            code=client.code,
+            clinician_name=clinician_name,
+            episode_id=episode_id,
+            last_session_at=last_at,
+            invitation=last.get(episode_id),
+            email_ok=bool(client.consent_email and client.email and client.opted_out_at is None),
+            sms_ok=bool(client.consent_sms and client.phone and client.opted_out_at is None),
+        )
+        for episode_id, last_at, client, clinician_name in rows
+    ]
+    return items, total

@@ -193,6 +193,20 @@ def test_login_and_clinician_detail_pages_have_no_serious_violation(site: Site, 
     assert desk.locator("form.rating-form").count() == 1
     if found := axe(desk, "clinician rating form"):
         failures[desk.url] = found
+    # A client's brief (from the chart) and the view shared with the client (large type, the client's language).
+    desk.goto(f"{site.url}/clinician/")
+    with desk.expect_navigation():
+        desk.locator("main a[href*='/chart']").first.click()
+    with desk.expect_navigation():
+        desk.locator("main a[href$='/brief']").first.click()
+    assert "/brief" in desk.url
+    if found := axe(desk, "clinician brief"):
+        failures[desk.url] = found
+    with desk.expect_navigation():
+        desk.locator("main a[href$='/together']").first.click()
+    assert desk.url.endswith("/together")
+    if found := axe(desk, "clinician shared view"):
+        failures[desk.url] = found
     assert failures == {}
 
 

@@ -49,6 +49,19 @@ TEXTS: dict[str, NumberSettingText] = {
             "one per alert."
         ),
     ),
+    "measures_overdue_sessions": NumberSettingText(
+        _l("Sessions without an answer before a client's measures are overdue"),
+        _l("sessions"),
+        _l(
+            "The front desk's list of who has not answered shows clients with no completed questionnaire in this "
+            "many of their latest sessions."
+        ),
+    ),
+    "completion_goal_percent": NumberSettingText(
+        _l("The practice's goal for completed measures"),
+        _l("percent"),
+        _l("The survey completion page compares each clinician's and each week's completion with this goal."),
+    ),
 }
 
 

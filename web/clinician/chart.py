@@ -15,19 +15,23 @@ from werkzeug.wrappers import Response
 
 from services.accounts.models import Role
 from services.audit.operations import record_client_view, record_event
+from services.briefs.queries import phase_of
 from services.calibration.operations import current_models
 from services.clients.chart import (
     THERAPIST_CHECK,
+    ClientChart,
     SessionToRate,
     can_be_rated,
     get_client_chart,
     get_session_to_rate,
 )
 from services.measures import AnswerError, load_instrument
+from services.signals import DEFAULT_SETTINGS
 from services.surveys.administrations import record_administration
 from web.access import allow
 from web.clinician.alerts import language
 from web.clinician.charts import chart_blocks
+from web.clinician.presenting import precise
 from web.clinician.views import CLINICAL, bp
 from web.i18n import local_date
 from web.limiter import client_ip
@@ -54,6 +58,7 @@ def chart(client_id: int) -> str:
         "clinician/chart.html",
         chart=data,
         blocks=blocks,
+        item_tables=item_tables(data),
         own_episode=data.episode.clinician_id == account.id,
         home=url_for("supervisor.home" if account.role == Role.SUPERVISOR else "clinician.home"),
         record=url_for(
@@ -62,6 +67,49 @@ def chart(client_id: int) -> str:
     )
     commit()  # nothing is shown unless the audit event is stored
     return html
+
+
+def item_tables(data: ClientChart) -> list[dict[str, Any]]:
+    """Each outcome instrument's answers by question beside its total, with the phase of each administration
+    (intake, review at the checkpoint, discharge) and the risk item's column always shown and marked."""
+    from web.clinician.room import PHASE_NAMES
+
+    lang = language()
+    ended = data.episode.ended_on is not None
+    checkpoint = DEFAULT_SETTINGS.not_on_track_checkpoint
+    tables = []
+    for series in data.outcome:
+        instrument = series.instrument
+        items = [item for item in instrument.items if item.type != "text" and (item.scored or item.risk)]
+        headers = [
+            {
+                "label": _("Q%(n)d (risk item)", n=n + 1) if item.risk else _("Q%(n)d", n=n + 1),
+                "risk": item.risk,
+            }
+            for n, item in enumerate(items)
+        ]
+        count = len(series.points)
+        rows = [
+            {
+                "session": point.session,
+                "date": local_date(point.completed_at),
+                "phase": str(PHASE_NAMES[phase_of(index, count, episode_ended=ended, checkpoint=checkpoint)]),
+                "total": precise(point.total) if point.total is not None else _("incomplete"),
+                "answers": [
+                    (precise(value) if (value := point.items.get(item.id)) is not None else _("unanswered"), item.risk)
+                    for item in items
+                ],
+            }
+            for index, point in enumerate(series.points)
+        ]
+        tables.append(
+            {
+                "title": instrument.title.get(lang, instrument.title.get("en", instrument.code)),
+                "headers": headers,
+                "rows": rows,
+            }
+        )
+    return tables
 
 
 def _session_to_rate(appointment_id: int) -> SessionToRate:

@@ -15,9 +15,11 @@ from services.accounts.models import Role
 from services.alerts.digest import DIGEST_TIMES
 from services.alerts.queries import caseload_page, list_open_alerts_for, open_alert_counts
 from services.audit.operations import record_event
+from services.briefs.queries import list_today
 from web.access import allow
 from web.client_pages import show_client_record
 from web.clinician.presenting import clinical_context
+from web.frontdesk.common import day_bounds, local_today
 from web.htmx import wants_fragment
 from web.i18n import local_time
 from web.limiter import client_ip
@@ -49,7 +51,7 @@ def page_size(default: int = CASELOAD_PER_PAGE) -> int:
 @bp.get("/")
 @allow(Role.CLINICIAN)
 def home() -> str:
-    """Open alerts first (risk, then partnership, then outcome), then my caseload with a status per client."""
+    """Today's sessions with their briefs, then open alerts (risk, partnership, outcome), then my caseload."""
     account = current_account()
     session = db_session()
     caseload = caseload_page(session, account, page=page_number(), per_page=page_size())
@@ -62,8 +64,12 @@ def home() -> str:
             show_clinician=False,
         )
     alerts = list_open_alerts_for(session, account, limit=HOME_ALERTS + 1)
+    today = local_today()
+    start, end = day_bounds(today)
     return render_template(
         "clinician/home.html",
+        today=today,
+        sessions_today=list_today(session, account, start=start, end=end),
         alerts=alerts[:HOME_ALERTS],
         more_alerts=len(alerts) > HOME_ALERTS,
         open_total=open_alert_counts(session, account).total,
@@ -118,3 +124,4 @@ def settings() -> str | Response | tuple[str, int]:
 
 from web.clinician import alerts as _alerts  # noqa: E402,F401  (registers the alert pages and actions)
 from web.clinician import chart as _chart  # noqa: E402,F401  (registers the chart and the rating form)
+from web.clinician import room as _room  # noqa: E402,F401  (registers the brief and the view shared with the client)

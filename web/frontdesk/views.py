@@ -26,9 +26,11 @@ from services.clients.queries import (
     list_clinicians,
     list_roster,
 )
+from services.db import utcnow
 from services.inputs import InputError, parse_plausible_date
+from services.practice.settings import get_number
 from services.surveys.protocols import get_default_protocol, list_protocols
-from services.surveys.queries import invitation_funnel, list_invitations
+from services.surveys.queries import invitation_funnel, list_invitations, list_overdue
 from web.access import allow
 from web.app import current_settings
 from web.frontdesk.common import audit, check_in_window, local_today, page_arg
@@ -44,6 +46,7 @@ bp = Blueprint("frontdesk", __name__, url_prefix="/frontdesk")
 ROSTER_TARGET = "roster-results"
 HISTORY_ON_RECORD = 10
 FUNNEL_WEEKS = (4, 8, 13, 26)
+OVERDUE_PER_PAGE = 25
 
 
 @bp.get("/")
@@ -310,7 +313,26 @@ def funnel() -> str:
     start = datetime.combine(first_monday, datetime.min.time(), tzinfo=tz).astimezone(UTC)
     end = datetime.combine(this_monday + timedelta(days=7), datetime.min.time(), tzinfo=tz).astimezone(UTC)
     data = invitation_funnel(db_session(), start=start, end=end, tz=tz)
-    return render_template("frontdesk/funnel.html", funnel=data, weeks=weeks, week_choices=FUNNEL_WEEKS)
+    goal = get_number(db_session(), "completion_goal_percent") / 100
+    return render_template("frontdesk/funnel.html", funnel=data, weeks=weeks, week_choices=FUNNEL_WEEKS, goal=goal)
+
+
+@bp.get("/overdue")
+@allow(Role.FRONT_DESK)
+def overdue() -> str:
+    """Who has not answered: clients in care with no completed questionnaire in their last N sessions."""
+    session = db_session()
+    sessions = get_number(session, "measures_overdue_sessions")
+    page = page_arg()
+    items, total = list_overdue(session, sessions=sessions, now=utcnow(), page=page, per_page=OVERDUE_PER_PAGE)
+    return render_template(
+        "frontdesk/overdue.html",
+        items=items,
+        total=total,
+        sessions=sessions,
+        page=page,
+        pages=max(1, -(-total // OVERDUE_PER_PAGE)),
+    )
 
 
 @bp.get("/kiosk")

@@ -16,12 +16,16 @@ from services.accounts.models import Role
 from services.alerts.evaluation import ALERT_KINDS
 from services.alerts.queries import caseload_page, list_alerts_page, open_alert_counts, team_overview
 from services.db import utcnow
+from services.reporting.fidelity import Fidelity, fidelity
+from services.reporting.periods import ReportScope, month_of, period_containing
 from web.access import allow
+from web.app import current_settings
 from web.client_pages import show_client_record
 from web.clinician.presenting import clinical_context
 from web.clinician.views import CASELOAD_TARGET, page_number, page_size
 from web.errors import error_response
 from web.htmx import wants_fragment
+from web.i18n import DASH
 from web.login import current_account
 from web.request_db import db_session
 
@@ -143,6 +147,8 @@ def home() -> str | Response:
     return render_template(
         "supervisor/home.html",
         members=members,
+        feedback_use=_feedback_use(session, account, [member.user_id for member in members], now),
+        share=share_text,
         caseload=caseload_page(session, account, page=page_number(), per_page=page_size(CASELOAD_PER_PAGE)),
         caseload_pager_args=alert_args(),
         team_name=team_name,
@@ -150,6 +156,30 @@ def home() -> str | Response:
         age_filters=AGE_FILTERS,
         **context,
     )
+
+
+def share_text(part: int, whole: int) -> str:
+    """ "3 of 5 (60%)", or a dash when there is nothing to count."""
+    if whole <= 0:
+        return DASH
+    return str(_("%(part)d of %(whole)d (%(percent)d%%)", part=part, whole=whole, percent=round(100 * part / whole)))
+
+
+def _feedback_use(session: Any, account: Any, member_ids: list[int], now: Any) -> tuple[str, Fidelity]:
+    """This month's "was the feedback used?" figures for the team (services.reporting.fidelity), by clinician."""
+    settings = current_settings()
+    period = period_containing(now, settings.tz)
+    team_id = account.team_id
+    scope = ReportScope("team", team_id) if team_id is not None else ReportScope("clinician", account.id)
+    figures = fidelity(
+        session,
+        scope,
+        month_of(period, settings.tz),
+        risk_window_minutes=settings.risk_window_minutes,
+        now=now,
+        clinician_ids=member_ids,
+    )
+    return period, figures
 
 
 @bp.get("/clients/<int:client_id>")

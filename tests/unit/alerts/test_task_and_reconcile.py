@@ -302,3 +302,41 @@ def test_two_threads_evaluating_one_administration_on_sqlite_give_one_effect(tmp
             assert s.scalar(select(func.count()).select_from(SignalRecord)) == 4
     finally:
         database.dispose()
+
+
+def test_the_morning_digest_says_how_many_of_todays_briefs_are_waiting(session: Session) -> None:
+    """Two of the digest clinician's sessions today have answers since the last session; one was opened. The
+    immediate-mode clinician's waiting brief adds nothing to anyone's inbox; neither does the afternoon digest."""
+    from services.audit.operations import record_client_view
+    from services.notifications.templates import render_message
+    from tests.factories import make_appointment
+
+    me = make_user(session, role="clinician")
+    me.notify_mode = "digest"
+    other = make_user(session, role="clinician")
+    morning = datetime(2026, 1, 13, 8, 0, 3, tzinfo=UTC)
+    for user, sessions in ((me, 3), (other, 1)):
+        for n in range(sessions):
+            episode = make_episode(session, clinician=user)
+            make_appointment(
+                session, episode=episode, starts_at=datetime(2026, 1, 6, 10, tzinfo=UTC), status="completed"
+            )
+            make_appointment(session, episode=episode, starts_at=datetime(2026, 1, 13, 10 + n, tzinfo=UTC))
+            if n < 2:  # the third session has no answers since the last one
+                row = submit_phq9(session, episode, 9, week=0)
+                row.completed_at = datetime(2026, 1, 12, 18, tzinfo=UTC)
+            if user is me and n == 1:
+                record_client_view(session, actor_id=me.id, client_id=episode.client_id, what="chart")
+    session.flush()
+    run = send_digests(session, now=morning, tz=LONDON, base_url="http://r.test")
+    (note_id,) = run.notification_ids
+    note = session.get(Notification, note_id)
+    assert note is not None
+    assert (note.template, note.to_address) == ("briefs_waiting", me.email)
+    assert note.context == {"count": 0, "briefs": 1, "link": "http://r.test/clinician/", "language": "en"}
+    _subject, body = render_message(note.template, note.context)
+    assert body.startswith("1 brief(s) for today's sessions are waiting")
+    afternoon = send_digests(
+        session, now=datetime(2026, 1, 13, 16, 0, 1, tzinfo=UTC), tz=LONDON, base_url="http://r.test"
+    )
+    assert afternoon.notification_ids == []

@@ -99,3 +99,30 @@ def test_postgresql_copy_path_writes_the_practice_the_inserts_write(db: Database
         pg.dispose()
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+def test_the_demo_has_briefs_opened_and_discussed_so_the_fidelity_figures_say_something(db: Database) -> None:
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from services.audit.chain import verify_chain
+    from services.briefs.models import BriefDiscussion
+    from services.reporting.fidelity import fidelity
+    from services.reporting.periods import PRACTICE, month_of, shift_period
+
+    today = date(2026, 11, 20)
+    seed_demo(db, clients=60, months=4, seed=3, today=today)
+    now = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    with db.session() as s:
+        assert (s.scalar(select(func.count()).select_from(BriefDiscussion)) or 0) > 0
+        month = month_of(shift_period("2026-11", -1), ZoneInfo("Europe/London"))
+        found = fidelity(s, PRACTICE, month, risk_window_minutes=60, now=now)
+        total = found.total
+        # Some feedback opened and discussed, some not: neither none nor all.
+        assert 0 < total.viewed_before_next < total.administrations
+        assert 0 < total.briefs_discussed < total.briefs
+        rates = {
+            row.clinician_id: row.viewed_before_next / row.administrations for row in found.rows if row.administrations
+        }
+        assert len(set(round(rate, 2) for rate in rates.values())) > 1  # clinicians differ
+        assert verify_chain(s).ok

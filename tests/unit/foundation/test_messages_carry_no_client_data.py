@@ -39,6 +39,7 @@ ALLOWED_VALUES = {
     "first_name": "Ana",
     "opt_out_link": "https://rapport.example.test/o/abc",
     "count": 3,
+    "briefs": 2,
     "role": "supervisor",
     "minutes": 4,
 }

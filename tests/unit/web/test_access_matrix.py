@@ -70,6 +70,9 @@ HOLDERS: dict[str, frozenset[str]] = {
 ENDPOINT_HOLDERS = {
     "clinician.rate": frozenset({"clinician"}),
     "clinician.rate_submit": frozenset({"clinician"}),
+    # Only the episode's own clinician marks a brief discussed and revises the goals with the client.
+    "clinician.brief_discussed": frozenset({"clinician"}),
+    "clinician.together_goals": frozenset({"clinician"}),
 }
 # Admitted writes that end the caller's staff session (pairing turns the browser into a kiosk): sent last.
 ENDS_SESSION = {"survey.kiosk_pair"}

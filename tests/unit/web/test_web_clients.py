@@ -233,7 +233,8 @@ def test_caseload_costs_the_same_queries_for_3_or_30_clients(
     add_clients(27)
     with count_queries(engine) as large:
         assert client.get("/clinician/").status_code == 200
-    assert len(small) == len(large) <= 6
+    # A fixed budget; the list of today's sessions (issue 15) added one query to it.
+    assert len(small) == len(large) <= 7
 
 
 def test_create_client_and_open_episode(session: Session, staff: Callable[..., User]) -> None:
