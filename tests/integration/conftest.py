@@ -163,9 +163,10 @@ def it_db(it_settings: Settings) -> Iterator[Database]:
     database.dispose()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def celery_publisher(it_settings: Settings) -> Any:
-    """This process's Celery app, publishing to the test Redis."""
+    """This process's Celery app, publishing to the test Redis (set again for each test: the publisher is
+    process-wide, and a test that builds an app on settings of its own points it elsewhere)."""
     from workers.app import configure
 
     return configure(it_settings)

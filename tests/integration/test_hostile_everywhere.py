@@ -51,7 +51,10 @@ class HostileSite:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileSite]:
     """Its own SQLite file (the demo seed commits), migrated, seeded, planted."""
     from web.app import create_app
+    from workers import runtime
+    from workers.app import configure
 
+    previous = runtime.settings()  # create_app points the process-wide publisher at this site's settings
     with listening() as listener:
         var_dir = tmp_path_factory.mktemp("hostile-var")
         settings = build_settings(var_dir, practice_name=practice_name(listener.port))
@@ -63,6 +66,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileSite]:
         app.config.update(TESTING=True)
         yield HostileSite(app=app, database=database, settings=settings, listener=listener, planted=planted)
         database.dispose()
+    configure(previous)  # the later tests' workers listen on the test Redis, not this site's broker
 
 
 def _assert_inert(html: str, where: str, port: int) -> None:
