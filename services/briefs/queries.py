@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from statistics import fmean
+from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, cast, exists, func, literal, or_, select
+from sqlalchemy import ColumnElement, ScalarSelect, String, and_, cast, exists, func, literal, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from services.accounts.models import User
@@ -264,23 +265,28 @@ def phase_of(index: int, count: int, *, episode_ended: bool, checkpoint: int) ->
 # Today
 
 
+def _previous_session_start() -> ScalarSelect[Any]:
+    """The start of the session held before Appointment in its episode (correlated; NULL for the first)."""
+    earlier = aliased(Appointment)
+    return (
+        select(func.max(earlier.starts_at))
+        .where(
+            earlier.episode_id == Appointment.episode_id,
+            earlier.starts_at < Appointment.starts_at,
+            earlier.status.in_(HELD_STATUSES),
+        )
+        .correlate(Appointment)
+        .scalar_subquery()
+    )
+
+
 def list_today(session: Session, user: User, *, start: datetime, end: datetime) -> list[TodayRow]:
     """The viewer's own sessions between start and end (a practice-local day), by time, with their brief's state.
 
     One query: the sessions with their new answers and open alerts counted, and whether the brief was opened by
     the viewer and marked discussed.
     """
-    before = aliased(Appointment)
-    previous_start = (
-        select(func.max(before.starts_at))
-        .where(
-            before.episode_id == Appointment.episode_id,
-            before.starts_at < Appointment.starts_at,
-            before.status.in_(HELD_STATUSES),
-        )
-        .correlate(Appointment)
-        .scalar_subquery()
-    )
+    previous_start = _previous_session_start()
     new_answers = (
         select(func.count(Administration.id))
         .where(
@@ -672,17 +678,7 @@ def get_together_view(session: Session, user: User, client_id: int) -> TogetherV
 def waiting_briefs(session: Session, *, start: datetime, end: datetime, before: datetime) -> dict[int, int]:
     """Per clinician: their sessions between start and end whose brief has answers (since the session before it,
     up to `before`) that nobody has opened since (no view of the client's brief, chart or alert). One query."""
-    earlier = aliased(Appointment)
-    previous_start = (
-        select(func.max(earlier.starts_at))
-        .where(
-            earlier.episode_id == Appointment.episode_id,
-            earlier.starts_at < Appointment.starts_at,
-            earlier.status.in_(HELD_STATUSES),
-        )
-        .correlate(Appointment)
-        .scalar_subquery()
-    )
+    previous_start = _previous_session_start()
     latest_answer = (
         select(func.max(Administration.completed_at))
         .where(

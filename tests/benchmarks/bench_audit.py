@@ -34,11 +34,12 @@ from sqlalchemy import text
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT_ROOT))
 
+from harness import drop_database, recreate_database  # noqa: E402
+
 from services import schema  # noqa: E402
 from services.audit import chain  # noqa: E402
 from services.db import Database  # noqa: E402
 
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 GOAL_S_PER_MILLION = 5.0
 STAFF = 100
 CLIENTS = 20_000
@@ -137,10 +138,9 @@ def main() -> None:
     options = parser.parse_args()
 
     name = f"rapport_bench_audit_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
     dsn = f"host=127.0.0.1 port=5432 user=postgres dbname={name}"
     url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    recreate_database(url)
     database = Database(url)
     try:
         schema.upgrade(database.engine)
@@ -198,8 +198,7 @@ def main() -> None:
     finally:
         database.dispose()
         if not options.keep:
-            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            drop_database(url)
 
 
 if __name__ == "__main__":
