@@ -163,10 +163,10 @@ def it_db(it_settings: Settings) -> Iterator[Database]:
     database.dispose()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def celery_publisher(it_settings: Settings) -> Any:
-    """This process's Celery app, publishing to the test Redis (set again for each test: the publisher is
-    process-wide, and a test that builds an app on settings of its own points it elsewhere)."""
+    """This process's Celery app, publishing to the test Redis (process-wide: a test that builds an app on settings
+    of its own must point it back when done, as tests/integration/test_hostile_everywhere.py does)."""
     from workers.app import configure
 
     return configure(it_settings)
